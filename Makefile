@@ -1,0 +1,41 @@
+# Every target creates or reuses .venv, so a fresh machine with Python 3.11 needs nothing else.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+# torch comes from the machine's local CPU wheel; a bare "torch" would pull a multi-GB CUDA build.
+TORCH_SPEC ?= torch==2.13.0
+
+.PHONY: demo test lint bench-features clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+# Core install (torch-free): what `make demo` needs.
+$(VENV)/.core: $(BIN)/python pyproject.toml
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+# Development install: training extras (torch first, from the local wheel) and test tools.
+$(VENV)/.dev: $(VENV)/.core
+	$(BIN)/pip install --quiet "$(TORCH_SPEC)"
+	$(BIN)/pip install --quiet -e ".[train,dev]"
+	touch $@
+
+demo: $(VENV)/.core
+	$(BIN)/voxguard --version
+	$(BIN)/voxguard info examples/*.flac examples/*.wav
+
+test: $(VENV)/.dev
+	$(BIN)/ruff check src tests
+	$(BIN)/python -m pytest -q
+
+lint: $(VENV)/.dev
+	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests
+
+bench-features: $(VENV)/.dev
+	$(BIN)/voxguard bench features
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache build src/*.egg-info

@@ -1,0 +1,1 @@
+"""Audio input: decode (content-sniffed), downmix, resample, canonical preprocessing, segmenting."""

@@ -1,0 +1,1 @@
+"""Evaluation: metrics (EER, minDCF, Cllr, ...) and reports (HTML/Markdown with plots)."""

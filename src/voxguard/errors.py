@@ -38,6 +38,13 @@ class AudioError(VoxguardError):
     http_status = 422
 
 
+class InputNotFoundError(AudioError):
+    """The path does not exist or is not a regular file."""
+
+    code = "not_found"
+    http_status = 404
+
+
 class EmptyFileError(AudioError):
     """The file has zero bytes."""
 

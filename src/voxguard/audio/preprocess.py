@@ -1,0 +1,204 @@
+"""The canonical preprocessing, applied identically in training and at inference.
+
+Public corpora leak the label through the recording chain rather than the voice: sample rate,
+bit depth (float WAVs off the 16-bit grid), loudness and the length of leading/trailing silence
+(a known ASVspoof 2019 shortcut). Every signal therefore goes through the same steps:
+
+1. resample to the analysis rate (16 kHz) — done by :func:`voxguard.audio.load.load`;
+2. DC removal (subtract the mean);
+3. speech detection (:mod:`voxguard.audio.vad`) and trimming of leading/trailing non-speech,
+   keeping a fixed margin;
+4. loudness normalisation to ``target_lufs`` (ITU-R BS.1770 integrated loudness via pyloudnorm),
+   scaled down if the peak would exceed ``peak_limit``;
+5. re-quantisation to a 16-bit grid with seeded TPDF dither, so float and integer sources end up
+   indistinguishable at the LSB level.
+
+The configuration is a small frozen dataclass that is saved with every model, so inference can
+never preprocess differently from training.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+import numpy as np
+import pyloudnorm
+
+from voxguard.audio.load import ANALYSIS_RATE, check_finite, resample
+from voxguard.audio.vad import SpeechActivity, detect_speech
+from voxguard.errors import SilentAudioError, TooShortError
+
+# Below this peak the signal is digital silence (about -100 dBFS: under the 16-bit LSB).
+_SILENCE_PEAK = 1e-5
+
+
+@dataclass(frozen=True)
+class PreprocessConfig:
+    """Parameters of :func:`preprocess` (saved in every model's config)."""
+
+    sample_rate: int = ANALYSIS_RATE
+    remove_dc: bool = True
+    trim_silence: bool = True
+    trim_margin_s: float = 0.1
+    vad_aggressiveness: int = 2
+    min_speech_s: float = 0.5
+    normalise_loudness: bool = True
+    target_lufs: float = -23.0
+    peak_limit: float = 0.95
+    requantise_bits: int | None = 16
+    dither_seed: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PreprocessConfig:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+@dataclass(frozen=True)
+class Preprocessed:
+    """Output of :func:`preprocess`.
+
+    Attributes
+    ----------
+    samples : np.ndarray, shape (n,), float32
+        The canonical signal at ``sample_rate``.
+    sample_rate : int
+    offset_s : float
+        Where ``samples[0]`` lies in the input, in seconds (trimming moves it; negative when a
+        zero margin was added before the first sample), so that times computed on ``samples``
+        can be mapped back to the original recording.
+    input_duration_s : float
+    speech_s : float
+        Seconds of detected speech in the input.
+    input_lufs : float
+        Integrated loudness of the (trimmed) input before normalisation, LUFS (``-inf`` if unmeasurable).
+    activity : SpeechActivity
+        Frame-level speech mask of the *input* (before trimming).
+    """
+
+    samples: np.ndarray
+    sample_rate: int
+    offset_s: float
+    input_duration_s: float
+    speech_s: float
+    input_lufs: float
+    activity: SpeechActivity
+
+    @property
+    def duration_s(self) -> float:
+        return len(self.samples) / self.sample_rate
+
+
+def remove_dc(y: np.ndarray) -> np.ndarray:
+    """Subtract the mean; float32 ``(n,) -> (n,)``."""
+    return (y - y.mean(dtype=np.float64)).astype(np.float32)
+
+
+def integrated_loudness(y: np.ndarray, sr: int) -> float:
+    """ITU-R BS.1770-4 integrated loudness in LUFS (gated), ``-inf`` for signals under 0.4 s or silent."""
+    if len(y) < int(0.4 * sr) + 1:
+        return float("-inf")
+    with np.errstate(divide="ignore"):
+        return float(pyloudnorm.Meter(sr).integrated_loudness(y.astype(np.float64)))
+
+
+def normalise_loudness(
+    y: np.ndarray, sr: int, *, target_lufs: float = -23.0, peak_limit: float = 0.95
+) -> tuple[np.ndarray, float]:
+    """Scale ``y`` to ``target_lufs``; fall back to RMS when BS.1770 gating cannot measure it.
+
+    Returns
+    -------
+    (y_scaled, input_lufs) : (np.ndarray float32, float)
+        The gain is reduced if the peak would exceed ``peak_limit`` (no clipping is introduced).
+    """
+    lufs = integrated_loudness(y, sr)
+    if np.isfinite(lufs):
+        gain_db = target_lufs - lufs
+    else:
+        # Short clips: match RMS to the level a BS.1770-normalised speech signal typically has.
+        rms_db = 10.0 * np.log10(float(np.mean(np.square(y, dtype=np.float64))) + 1e-20)
+        gain_db = (target_lufs - 0.7) - rms_db  # LUFS ≈ dBFS RMS - 0.691 for mid-band content
+    gain = 10.0 ** (gain_db / 20.0)
+    peak = float(np.max(np.abs(y))) if len(y) else 0.0
+    if peak * gain > peak_limit:
+        gain = peak_limit / peak
+    return (y * np.float32(gain)).astype(np.float32), lufs
+
+
+def requantise(y: np.ndarray, *, bits: int = 16, seed: int = 0) -> np.ndarray:
+    """Round to a ``bits``-bit grid with TPDF dither (seeded, hence reproducible); float32 out."""
+    scale = float(2 ** (bits - 1))
+    rng = np.random.default_rng(seed)
+    dither = rng.random(len(y), dtype=np.float32) - rng.random(len(y), dtype=np.float32)
+    q = np.round(y * np.float32(scale) + dither)
+    return (np.clip(q, -scale, scale - 1) / np.float32(scale)).astype(np.float32)
+
+
+def preprocess(y: np.ndarray, sr: int, config: PreprocessConfig | None = None) -> Preprocessed:
+    """Apply the canonical preprocessing to a mono signal.
+
+    Parameters
+    ----------
+    y : np.ndarray, shape (n,)
+        Mono float signal.
+    sr : int
+        Its rate in Hz; resampled to ``config.sample_rate`` if different.
+    config : PreprocessConfig, optional
+
+    Returns
+    -------
+    Preprocessed
+
+    Raises
+    ------
+    InvalidSamplesError
+        NaN or infinite samples.
+    SilentAudioError
+        Digital silence, or no speech detected.
+    TooShortError
+        Less than ``config.min_speech_s`` seconds of speech.
+    """
+    cfg = config or PreprocessConfig()
+    check_finite(y)
+    y = resample(y, sr, cfg.sample_rate)
+    sr = cfg.sample_rate
+    input_duration = len(y) / sr
+    if len(y) == 0 or float(np.max(np.abs(y))) < _SILENCE_PEAK:
+        raise SilentAudioError("the audio is digital silence")
+    if cfg.remove_dc:
+        y = remove_dc(y)
+    activity = detect_speech(y, sr, aggressiveness=cfg.vad_aggressiveness)
+    bounds = activity.bounds_s()
+    if bounds is None:
+        raise SilentAudioError("no speech detected")
+    if activity.speech_s < cfg.min_speech_s:
+        raise TooShortError(
+            f"only {activity.speech_s:.2f} s of speech detected; at least {cfg.min_speech_s:.2f} s is needed"
+        )
+    offset = 0.0
+    if cfg.trim_silence:
+        # Cut speech plus a fixed margin; where the input has less than the margin, pad with
+        # zeros, so that the output length does not depend on how much silence surrounded it.
+        margin = int(cfg.trim_margin_s * sr)
+        start, stop = int(bounds[0] * sr) - margin, int(np.ceil(bounds[1] * sr)) + margin
+        y = np.pad(y, margin)[start + margin : stop + margin]
+        offset = start / sr
+    lufs = integrated_loudness(y, sr)
+    if cfg.normalise_loudness:
+        y, lufs = normalise_loudness(y, sr, target_lufs=cfg.target_lufs, peak_limit=cfg.peak_limit)
+    if cfg.requantise_bits:
+        y = requantise(y, bits=cfg.requantise_bits, seed=cfg.dither_seed)
+    return Preprocessed(
+        samples=y,
+        sample_rate=sr,
+        offset_s=offset,
+        input_duration_s=input_duration,
+        speech_s=activity.speech_s,
+        input_lufs=lufs,
+        activity=activity,
+    )

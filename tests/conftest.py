@@ -1,0 +1,28 @@
+"""Shared test set-up: make tests/signals.py importable and locate the optional DEV corpus."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+
+def corpus_dir() -> Path | None:
+    """The DEV corpus from VOXGUARD_CORPUS or ../shared/corpus, or None when absent."""
+    candidates = [os.environ.get("VOXGUARD_CORPUS"), Path(__file__).parents[2] / "shared" / "corpus"]
+    for c in candidates:
+        if c and (Path(c) / "manifest.csv").is_file():
+            return Path(c)
+    return None
+
+
+@pytest.fixture
+def corpus() -> Path:
+    path = corpus_dir()
+    if path is None:
+        pytest.skip("DEV corpus not found: set VOXGUARD_CORPUS to a folder with manifest.csv")
+    return path

@@ -24,7 +24,7 @@ $(VENV)/.dev: $(VENV)/.core
 
 demo: $(VENV)/.core
 	$(BIN)/voxguard --version
-	$(BIN)/voxguard info examples/*.flac examples/*.wav
+	$(BIN)/voxguard info examples/*.flac
 
 test: $(VENV)/.dev
 	$(BIN)/ruff check src tests

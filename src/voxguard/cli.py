@@ -13,13 +13,42 @@ from typing import Annotated
 
 import numpy as np
 import typer
+from typer.core import TyperGroup
 from rich.console import Console
 from rich.table import Table
 
 from voxguard import __version__
 from voxguard.errors import VoxguardError
 
+EXIT_OK, EXIT_USAGE, EXIT_FILE_FAILED = 0, 1, 2
+
+out = Console()
+err = Console(stderr=True)
+
+
+class _VoxguardGroup(TyperGroup):
+    """Click's default exit status for a usage error is 2; voxguard reserves 2 for "a file failed"."""
+
+    def main(self, *args, standalone_mode: bool = True, **kwargs):  # type: ignore[override]
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        try:
+            rv = super().main(*args, standalone_mode=False, **kwargs)
+        except typer.TyperException as exc:  # usage errors and other parser failures
+            show = getattr(exc, "show", None)
+            if callable(show):
+                show()
+            else:
+                err.print(f"error: {exc.message}")
+            sys.exit(EXIT_USAGE)
+        except typer.Abort:
+            err.print("Aborted!")
+            sys.exit(EXIT_USAGE)
+        sys.exit(rv if isinstance(rv, int) else EXIT_OK)
+
+
 app = typer.Typer(
+    cls=_VoxguardGroup,
     name="voxguard",
     help="Tell real human speech from AI-generated or manipulated speech.",
     no_args_is_help=True,
@@ -31,10 +60,6 @@ bench_app = typer.Typer(
 )
 app.add_typer(bench_app, name="bench")
 
-out = Console()
-err = Console(stderr=True)
-
-EXIT_OK, EXIT_USAGE, EXIT_FILE_FAILED = 0, 1, 2
 
 
 def _report_error(path: str, exc: VoxguardError) -> None:

@@ -8,9 +8,9 @@ import json
 import numpy as np
 import pytest
 import soundfile as sf
-from signals import speechlike
 from typer.testing import CliRunner
 
+from signals import speechlike
 from voxguard import __version__
 from voxguard.cli import app
 

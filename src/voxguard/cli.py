@@ -13,9 +13,9 @@ from typing import Annotated
 
 import numpy as np
 import typer
-from typer.core import TyperGroup
 from rich.console import Console
 from rich.table import Table
+from typer.core import TyperGroup
 
 from voxguard import __version__
 from voxguard.errors import VoxguardError

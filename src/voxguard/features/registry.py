@@ -60,9 +60,8 @@ def _deepvoice(y: np.ndarray, sr: int) -> FeatureTable:
 def _prosody(y: np.ndarray, sr: int) -> FeatureTable:
     from voxguard.features.prosody import prosody_features
 
-    X, names = prosody_features(y, sr)
-    hop = len(y) / max(1, X.shape[1] - 1) if X.shape[1] > 1 else 0.0
-    # prosody_features uses librosa's centred frame grid: frame t is centred on t * hop samples.
+    hop = round(0.010 * sr)
+    X, names = prosody_features(y, sr, hop_length=hop)
     return FeatureTable(X.T.astype(np.float32), list(names), np.arange(X.shape[1]) * hop / sr)
 
 

@@ -61,7 +61,6 @@ bench_app = typer.Typer(
 app.add_typer(bench_app, name="bench")
 
 
-
 def _report_error(path: str, exc: VoxguardError) -> None:
     """The one place where library errors become user-facing messages."""
     err.print(f"[red]error[/red] {path}: {exc.message} [dim]({exc.code})[/dim]", highlight=False)
@@ -178,6 +177,62 @@ def features(
     else:
         np.savetxt(out_path, body, delimiter=",", header=header, comments="", fmt="%.6g")
         err.print(f"wrote {body.shape[0]} rows to {out_path}")
+
+
+@app.command()
+def report(
+    scores_csv: Annotated[Path, typer.Argument(help="CSV with id or path, label, score, optional group columns.")],
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path("report"),
+    title: Annotated[str, typer.Option(help="Report title.")] = "voxguard evaluation",
+    threshold: Annotated[
+        float | None, typer.Option(help="Decision threshold (default: the EER threshold of these scores).")
+    ] = None,
+) -> None:
+    """Write an HTML + Markdown report (ROC, DET, histograms, confusion matrix, per-group table)."""
+    from voxguard.evaluate.report import read_scores_csv, write_report
+
+    try:
+        paths = write_report(read_scores_csv(scores_csv), out_dir, title=title, threshold=threshold)
+    except VoxguardError as exc:
+        _report_error(str(scores_csv), exc)
+        raise typer.Exit(EXIT_FILE_FAILED) from None
+    print(paths.markdown.read_text())
+    err.print(f"report: {paths.html}")
+
+
+@app.command("seed-study")
+def seed_study(
+    csv_path: Annotated[Path, typer.Option("--csv", help="DEEP-VOICE feature table (DATASET-balanced.csv).")],
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path("reports/seed-study"),
+    models: Annotated[str, typer.Option(help="Comma-separated: svm,cnn.")] = "svm,cnn",
+    folds: Annotated[int, typer.Option(help="Stratified CV folds (0 to skip).")] = 5,
+    epochs: Annotated[int, typer.Option(help="CNN epochs (the seed used 20).")] = 20,
+    workers: Annotated[int, typer.Option(help="Worker processes.")] = 2,
+    sample: Annotated[int | None, typer.Option(help="Use a stratified sample of this many rows.")] = None,
+) -> None:
+    """Reproduce the seed study (SVM and 1D CNN on DEEP-VOICE) and measure it properly."""
+    from voxguard.evaluate import seed_study as study
+
+    command = "voxguard " + " ".join(sys.argv[1:]) if sys.argv[1:] else "voxguard seed-study"
+    try:
+        table = study.read_feature_table(csv_path)
+        if sample:
+            table = study.stratified_sample(table, sample)
+        result = study.run_seed_study(
+            table,
+            models=[m.strip() for m in models.split(",") if m.strip()],
+            cv_folds=folds,
+            cnn_epochs=epochs,
+            workers=workers,
+            log=lambda line: err.print(line, highlight=False),
+        )
+        paths = study.write_outputs(result, out_dir, command=command)
+    except VoxguardError as exc:
+        _report_error(str(csv_path), exc)
+        raise typer.Exit(EXIT_FILE_FAILED) from None
+    print(study.format_summary(result))
+    for name, path in paths.items():
+        err.print(f"{name}: {path}", highlight=False)
 
 
 @bench_app.command("features")

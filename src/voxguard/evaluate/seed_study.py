@@ -204,33 +204,9 @@ def _export_cnn(cnn, scaler) -> tuple[bytes, dict[str, Any]]:
     """ONNX of standardisation + CNN (so the model takes raw features)."""
     import tempfile
 
-    import torch
-
-    mean = torch.as_tensor(scaler.mean_, dtype=torch.float32)
-    scale = torch.as_tensor(scaler.scale_, dtype=torch.float32)
-
-    class Standardised(torch.nn.Module):
-        def __init__(self, net: torch.nn.Module) -> None:
-            super().__init__()
-            self.net = net
-            self.register_buffer("mean", mean)
-            self.register_buffer("scale", scale)
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return self.net((x - self.mean) / self.scale).squeeze(1)
-
-    wrapped = Standardised(cnn.network_).eval()
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "cnn.onnx"
-        torch.onnx.export(
-            wrapped,
-            (torch.zeros(1, len(mean)),),
-            str(path),
-            input_names=["features"],
-            output_names=["logit"],
-            dynamic_axes={"features": {0: "batch"}, "logit": {0: "batch"}},
-            dynamo=False,
-        )
+        cnn.to_onnx(str(path), mean=scaler.mean_, scale=scaler.scale_)
         onx = path.read_bytes()
     output = {
         "name": "logit",

@@ -117,16 +117,37 @@ class SeedCNNClassifier:
     def predict(self, X: np.ndarray) -> np.ndarray:
         return (self.decision_function(X) > 0).astype(int)
 
-    def to_onnx(self, path: str) -> None:
-        """Export the logit network; input ``features`` (batch, n_features) float32, output ``logit``."""
+    def to_onnx(self, path: str, *, mean: np.ndarray | None = None, scale: np.ndarray | None = None) -> None:
+        """Export to ONNX: input ``features`` (batch, n_features) float32, output ``logit`` (batch,).
+
+        With ``mean``/``scale`` the standardisation is baked in, so the model takes raw features.
+        """
+        import warnings
+
         torch = _torch()
-        dummy = torch.zeros(1, self.n_features_in_)
-        torch.onnx.export(
-            self.network_,
-            (dummy,),
-            path,
-            input_names=["features"],
-            output_names=["logit"],
-            dynamic_axes={"features": {0: "batch"}, "logit": {0: "batch"}},
-            dynamo=False,
-        )
+        n = self.n_features_in_
+        mean_t = torch.as_tensor(np.zeros(n) if mean is None else mean, dtype=torch.float32)
+        scale_t = torch.as_tensor(np.ones(n) if scale is None else scale, dtype=torch.float32)
+
+        class Standardised(torch.nn.Module):
+            def __init__(self, net: torch.nn.Module) -> None:
+                super().__init__()
+                self.net = net
+                self.register_buffer("mean", mean_t)
+                self.register_buffer("scale", scale_t)
+
+            def forward(self, x: torch.Tensor) -> torch.Tensor:
+                return self.net((x - self.mean) / self.scale).squeeze(1)
+
+        with warnings.catch_warnings():
+            # The TorchScript exporter is deprecated but needs no extra package (onnxscript).
+            warnings.simplefilter("ignore", DeprecationWarning)
+            torch.onnx.export(
+                Standardised(self.network_).eval(),
+                (torch.zeros(1, n),),
+                path,
+                input_names=["features"],
+                output_names=["logit"],
+                dynamic_axes={"features": {0: "batch"}, "logit": {0: "batch"}},
+                dynamo=False,
+            )

@@ -99,3 +99,22 @@ def test_features_stdout_csv(clip):
     result = runner.invoke(app, ["features", "-", "--kind", "mfcc"], input=buf.getvalue())
     assert result.exit_code == 0, result.output
     assert result.stdout.startswith("time_s,mfcc1,")
+
+
+def test_report_command(tmp_path):
+    rng = np.random.default_rng(0)
+    lines = ["id,label,score,system"]
+    for i in range(60):
+        label = "spoof" if i % 2 else "bonafide"
+        score = rng.normal(1.0 if i % 2 else -1.0)
+        lines.append(f"u{i},{label},{score:.4f},{'A01' if i % 4 == 1 else ('A02' if i % 2 else 'bonafide')}")
+    scores = tmp_path / "scores.csv"
+    scores.write_text("\n".join(lines) + "\n")
+    result = runner.invoke(app, ["report", str(scores), "--out", str(tmp_path / "rep")])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "rep" / "report.html").is_file()
+    assert "EER" in result.stdout
+    bad = tmp_path / "bad.csv"
+    bad.write_text("id,label\nx,spoof\n")
+    result = runner.invoke(app, ["report", str(bad), "--out", str(tmp_path / "rep2")])
+    assert result.exit_code == 2 and "score" in result.stderr

@@ -75,15 +75,36 @@ class Detector:
     def prepare(self, source: AudioSource | Audio) -> tuple[np.ndarray, int, float]:
         """Decode and preprocess as the model expects; returns ``(y, sr, offset_s)``."""
         audio = source if isinstance(source, Audio) else load(source, sr=self.sample_rate)
-        y, sr = audio.samples, audio.sample_rate
+        return self.prepare_array(audio.samples, audio.sample_rate)
+
+    def prepare_array(self, y: np.ndarray, sr: int, *, trim: bool = True) -> tuple[np.ndarray, int, float]:
+        """Bring a decoded mono signal to the model's rate and preprocessing.
+
+        ``trim=False`` keeps leading/trailing non-speech (for blocks of a stream, whose edges are
+        not the recording's edges). Returns ``(y, sr, offset_s)``; ``offset_s`` is where the output
+        starts in the input.
+        """
         if self.sample_rate is not None and sr != self.sample_rate:
             audio = from_array(y, sr, target_sr=self.sample_rate)
             y, sr = audio.samples, audio.sample_rate
         offset = 0.0
         if self.preprocess_config is not None:
-            pre = preprocess(y, sr, self.preprocess_config)
+            config = self.preprocess_config
+            if not trim and config.trim_silence:
+                config = PreprocessConfig.from_dict(config.to_dict() | {"trim_silence": False})
+            pre = preprocess(y, sr, config)
             y, sr, offset = pre.samples, pre.sample_rate, pre.offset_s
         return y, sr, offset
+
+    @property
+    def segment_s(self) -> float:
+        """Segment length the model was trained on (the scanner's default window)."""
+        return float(self.model.card.features.get("segment_s", 4.0))
+
+    def thresholds(self) -> dict[str, float]:
+        """Operating points as probabilities of fake: ``eer`` and (when known) ``low-fa``."""
+        stored = self.model.card.output.get("thresholds") or {}
+        return {"eer": 0.5, **{k: float(v) for k, v in stored.items()}}
 
     def features(self, y: np.ndarray, sr: int) -> tuple[np.ndarray, np.ndarray]:
         """Model input rows and their window start times (s) for a prepared signal."""
@@ -103,6 +124,33 @@ class Detector:
             scores=scores,
             proba=self.model.predict_proba(X),
         )
+
+    def segment_scores(self, y: np.ndarray, sr: int, bounds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Score arbitrary segments of a prepared signal.
+
+        Parameters
+        ----------
+        y : np.ndarray, shape (n_samples,)
+            A signal returned by :meth:`prepare`.
+        sr : int
+        bounds : np.ndarray, shape (n_segments, 2)
+            Start/stop sample indices (e.g. from :func:`voxguard.audio.segment_bounds`).
+
+        Returns
+        -------
+        (scores, proba) : two arrays of shape (n_segments,)
+            Raw score (higher = more likely fake) and calibrated P(fake) per segment.
+        """
+        # Window-level models: score fixed windows once, then average the windows each segment covers.
+        windows = self.window_scores(y, sr)
+        starts = np.round(windows.starts_s * sr).astype(np.int64)
+        ends = np.round(windows.ends_s * sr).astype(np.int64)
+        overlap = (starts[None, :] < bounds[:, 1:2]) & (ends[None, :] > bounds[:, 0:1])
+        counts = overlap.sum(axis=1)
+        with np.errstate(invalid="ignore"):
+            scores = (overlap @ windows.scores) / counts
+            proba = (overlap @ windows.proba) / counts
+        return scores, proba
 
     def score(self, source: AudioSource | Audio) -> WindowScores:
         """Decode, prepare and score ``source`` window by window."""

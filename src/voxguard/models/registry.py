@@ -1,0 +1,32 @@
+"""Shipped models by name: ``NAME.onnx`` + ``NAME.card.json`` inside ``voxguard/models/zoo``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from voxguard.errors import ModelError
+from voxguard.models.onnx_model import ModelCard, card_path
+
+ZOO_DIR = Path(__file__).parent / "zoo"
+#: The model used when none is named. Until the audio-trained default lands this is the seed
+#: study's SVM (DEEP-VOICE features), so that scanning works end to end.
+DEFAULT_MODEL = "seed-svm"
+
+
+def available_models() -> dict[str, ModelCard]:
+    """Cards of the shipped models, by name."""
+    return {p.name.removesuffix(".onnx"): ModelCard.load(card_path(p)) for p in sorted(ZOO_DIR.glob("*.onnx"))}
+
+
+def resolve_model(name_or_path: str | Path | None = None) -> Path:
+    """The ``.onnx`` file for a shipped model name, or an existing path; ``None`` = the default."""
+    if name_or_path is None:
+        name_or_path = DEFAULT_MODEL
+    candidate = ZOO_DIR / f"{name_or_path}.onnx"
+    if isinstance(name_or_path, str) and "/" not in name_or_path and candidate.is_file():
+        return candidate
+    path = Path(name_or_path)
+    if path.is_file():
+        return path
+    names = ", ".join(available_models()) or "none"
+    raise ModelError(f"no model named or found at {str(name_or_path)!r} (shipped models: {names})")

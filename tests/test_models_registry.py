@@ -1,0 +1,44 @@
+"""Shipped models: lookup by name or path, cards, safe loading."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from voxguard.errors import ModelError
+from voxguard.models.detector import Detector
+from voxguard.models.registry import DEFAULT_MODEL, available_models, resolve_model
+
+
+def test_default_model_is_shipped_with_card():
+    cards = available_models()
+    assert DEFAULT_MODEL in cards
+    card = cards[DEFAULT_MODEL]
+    for key in ("training", "metrics", "created"):
+        assert getattr(card, key)
+    assert "command" in card.training
+
+
+def test_resolve_by_name_and_path(tmp_path):
+    path = resolve_model(DEFAULT_MODEL)
+    assert resolve_model(None) == path and resolve_model(str(path)) == path
+    with pytest.raises(ModelError, match="shipped models"):
+        resolve_model("no-such-model")
+
+
+def test_default_detector_scores_features():
+    detector = Detector.load(resolve_model())
+    X = np.zeros((3, len(detector.model.card.features["columns"])), dtype=np.float32)
+    proba = detector.model.predict_proba(X)
+    assert proba.shape == (3,) and np.all((proba >= 0) & (proba <= 1))
+
+
+def test_corrupt_model_file(tmp_path):
+    import shutil
+
+    src = resolve_model()
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"\x00not onnx")
+    shutil.copy(src.with_name(src.name.removesuffix(".onnx") + ".card.json"), tmp_path / "bad.card.json")
+    with pytest.raises(ModelError, match="cannot load"):
+        Detector.load(bad)

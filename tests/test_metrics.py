@@ -422,10 +422,12 @@ def test_symmetric_under_class_swap(data) -> None:
     assert M.eer_rocch(y2, s2) == pytest.approx(M.eer_rocch(y, s), abs=1e-12)
     assert M.roc_auc(y2, s2) == pytest.approx(M.roc_auc(y, s), abs=1e-12)
     assert M.min_cllr(y2, s2) == pytest.approx(M.min_cllr(y, s), abs=1e-12)
-    # The nearest-point (ASVspoof) EER can differ by at most half a step of one point.
-    n_spoof, n_bonafide = int(y.sum()), int((1 - y).sum())
-    step = 0.5 * (1 / n_spoof + 1 / n_bonafide)
-    assert abs(M.eer(y2, s2).eer - M.eer(y, s).eer) <= step + 1e-12
+    # The nearest-point (ASVspoof) EER can differ by at most half a step of one point when no
+    # scores are tied; with ties a step can be several points high (found by hypothesis in CI).
+    if len(np.unique(s)) == len(s):
+        n_spoof, n_bonafide = int(y.sum()), int((1 - y).sum())
+        step = 0.5 * (1 / n_spoof + 1 / n_bonafide)
+        assert abs(M.eer(y2, s2).eer - M.eer(y, s).eer) <= step + 1e-12
     # Only negating the score mirrors the ROC.
     assert M.roc_auc(y, -s) == pytest.approx(1 - M.roc_auc(y, s), abs=1e-12)
 

@@ -25,6 +25,7 @@ $(VENV)/.dev: $(VENV)/.core
 demo: $(VENV)/.core
 	$(BIN)/voxguard --version
 	$(BIN)/voxguard info examples/*.flac
+	$(BIN)/voxguard scan examples/
 
 test: $(VENV)/.dev
 	$(BIN)/ruff check src tests

@@ -14,6 +14,7 @@ from typing import Annotated
 import numpy as np
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from typer.core import TyperGroup
 
@@ -55,15 +56,13 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-bench_app = typer.Typer(
-    help="Benchmarks (throughput in seconds of audio per CPU second).", no_args_is_help=True
-)
+bench_app = typer.Typer(help="Benchmarks (throughput in seconds of audio per CPU second).", no_args_is_help=True)
 app.add_typer(bench_app, name="bench")
 
 
 def _report_error(path: str, exc: VoxguardError) -> None:
     """The one place where library errors become user-facing messages."""
-    err.print(f"[red]error[/red] {path}: {exc.message} [dim]({exc.code})[/dim]", highlight=False)
+    err.print(f"[red]error[/red] {escape(path)}: {escape(exc.message)} [dim]({exc.code})[/dim]", highlight=False)
 
 
 def _version_callback(value: bool) -> None:
@@ -246,6 +245,10 @@ def bench_features_cmd(
     rows = bench_features(duration_s=duration, repeats=repeats)
     print(format_bench_table(rows))
 
+
+from voxguard.cli_scan import scan as _scan  # noqa: E402
+
+app.command("scan")(_scan)
 
 if __name__ == "__main__":  # pragma: no cover
     app()

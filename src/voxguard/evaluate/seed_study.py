@@ -154,49 +154,22 @@ def _standardise(X: np.ndarray, train_idx: np.ndarray, scaler: str):
 
 
 def _export_svm(X_train: np.ndarray, y_train: np.ndarray, scaler, svm) -> tuple[bytes, dict[str, Any]]:
-    """ONNX of scaler + SVC with the fake-score column located and checked against scikit-learn."""
-    from skl2onnx import to_onnx
-    from skl2onnx.common.data_types import FloatTensorType
+    """ONNX of scaler + SVC, checked against scikit-learn, with Platt calibration."""
     from sklearn.model_selection import cross_val_predict
     from sklearn.pipeline import Pipeline
     from sklearn.svm import SVC
 
-    pipeline = Pipeline([("scaler", scaler), ("svc", svm)])
-    onx = to_onnx(
-        pipeline,
-        initial_types=[("features", FloatTensorType([None, X_train.shape[1]]))],
-        options={id(svm): {"zipmap": False}},
-        target_opset=17,
-    ).SerializeToString()
-    import onnxruntime as ort
+    from voxguard.models.export import fit_platt, sklearn_to_onnx
 
-    session = ort.InferenceSession(onx, providers=["CPUExecutionProvider"])
-    probe = X_train[:256].astype(np.float32)
-    out = session.run(["probabilities"], {"features": probe})[0]
-    reference = -pipeline.decision_function(probe)  # SVC was trained on REAL=1: negate for "fake"
-    for index in range(out.shape[1]):
-        for sign in (1, -1):
-            if np.max(np.abs(sign * out[:, index] - reference)) < 1e-3:
-                break
-        else:
-            continue
-        break
-    else:
-        raise RuntimeError("could not locate the SVM decision value in the ONNX outputs")
+    pipeline = Pipeline([("scaler", scaler), ("svc", svm)])
+    probe = X_train[:256]
+    # The SVC was trained on the seed's encoding (REAL=1): negate for "higher = fake".
+    onx, output = sklearn_to_onnx(pipeline, probe, -pipeline.decision_function(probe))
     # Platt scaling on out-of-fold decision values of the training rows (never the test rows).
     oof = -cross_val_predict(
         SVC(**SVM_PARAMS), scaler.transform(X_train), 1 - y_train, cv=5, method="decision_function"
     )
-    from sklearn.linear_model import LogisticRegression
-
-    platt = LogisticRegression(C=1e6).fit(oof.reshape(-1, 1), y_train)
-    output = {
-        "name": "probabilities",
-        "index": index,
-        "sign": sign,
-        "meaning": "SVM decision value, higher = more likely fake",
-        "calibration": {"type": "logistic", "a": float(platt.coef_[0, 0]), "b": float(platt.intercept_[0])},
-    }
+    output |= {"meaning": "SVM decision value, higher = more likely fake", "calibration": fit_platt(oof, y_train)}
     return onx, output
 
 

@@ -122,7 +122,7 @@ class Detector:
             starts_s=starts + offset_s,
             ends_s=ends + offset_s,
             scores=scores,
-            proba=self.model.predict_proba(X),
+            proba=self.model.calibrate(scores),
         )
 
     def segment_scores(self, y: np.ndarray, sr: int, bounds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -129,7 +129,11 @@ class OnnxModel:
         out = out[:, spec["index"]] if spec.get("index") is not None else out.reshape(len(X))
         return spec.get("sign", 1) * out.astype(np.float64)
 
+    def calibrate(self, scores: np.ndarray) -> np.ndarray:
+        """Map raw scores to calibrated P(fake) with the card's calibration."""
+        cal = self.card.output.get("calibration") or {"type": "logistic", "a": 1.0, "b": 0.0}
+        return sigmoid(cal["a"] * np.asarray(scores) + cal["b"])
+
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         """Calibrated P(fake), shape (n_rows,)."""
-        cal = self.card.output.get("calibration") or {"type": "logistic", "a": 1.0, "b": 0.0}
-        return sigmoid(cal["a"] * self.score(X) + cal["b"])
+        return self.calibrate(self.score(X))

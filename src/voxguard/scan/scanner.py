@@ -1,0 +1,556 @@
+"""The scanner: one recording in, a verdict plus a timeline of segment probabilities out.
+
+How a recording is scanned
+--------------------------
+1. Decode at the detector's rate (``Detector.sample_rate``; ``None`` means the file's native
+   rate, as the interim ``seed-svm`` model needs).
+2. Run the voice-activity detector (:func:`voxguard.audio.detect_speech`) on the decoded signal:
+   it gives the speech duration and each segment's speech fraction.
+3. Prepare the signal as the model was trained (``Detector.prepare_array``: resampling and the
+   canonical preprocessing, trimming included) and cut it into sliding segments of ``segment_s``
+   every ``hop_s`` seconds (default: the model's ``segment_s`` and half of it). Segment times are
+   mapped back to the original recording with the offset ``prepare_array`` returns.
+4. Score the segments (``Detector.segment_scores``) a chunk of about a minute at a time, and
+   aggregate them into one verdict (:mod:`voxguard.scan.verdict`).
+
+Recordings longer than ``stream_above_s`` (10 minutes), or whose length the container does not
+state, are *streamed*: decoded block by block (:func:`voxguard.audio.iter_blocks`) and processed in
+chunks of ``chunk_s`` plus one segment of overlap, so every segment, including those spanning a
+block edge, is scored whole, and memory does not grow with the length of the file. In that mode
+each chunk is prepared on its own with ``trim=False`` (loudness normalisation and the VAD's
+energy gate are per chunk), so the numbers can differ slightly from a whole-file scan for models
+with preprocessing; for window-level models without it (``seed-svm``) they are identical.
+
+Failures: :meth:`Scanner.scan` raises the typed :mod:`voxguard.errors` exceptions; batch scanning
+(:func:`voxguard.scan.batch.scan_many`) turns them into results with an ``error``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from voxguard.audio import detect_speech, from_array, iter_blocks, load, probe, segment_bounds
+from voxguard.audio.decode import AudioSource, materialise, source_name
+from voxguard.errors import (
+    FeatureError,
+    SilentAudioError,
+    TooShortError,
+    VoxguardError,
+    ZeroLengthAudioError,
+)
+from voxguard.scan.result import Envelope, ErrorInfo, ScanResult, Timeline, Verdict
+from voxguard.scan.timeline import (
+    SegmentScorer,
+    align_end,
+    peak_envelope,
+    score_segments,
+    speech_fraction,
+    speech_seconds,
+)
+from voxguard.scan.verdict import decide, effective_margin, max_top_segments, resolve_threshold, top_k_mean
+
+# Below this peak the signal is digital silence (about -100 dBFS, under the 16-bit LSB).
+_SILENCE_PEAK = 1e-5
+# Errors that mean "not enough audio to score" rather than "bad input" when speech is scarce.
+_TOO_LITTLE = (TooShortError, SilentAudioError, FeatureError)
+_ENVELOPE_FRAME_S = 0.02
+_DECODE_BLOCK_S = 30.0
+
+
+@dataclass
+class _Scored:
+    """Timeline arrays and totals, before the verdict."""
+
+    starts_s: np.ndarray
+    ends_s: np.ndarray
+    scores: np.ndarray
+    proba: np.ndarray
+    speech_fraction: np.ndarray
+    duration_s: float
+    speech_s: float
+    mode: str
+    envelope: Envelope | None = None
+    note: str | None = None
+
+
+def _load_detector(name_or_path: str | os.PathLike[str] | None, threads: int) -> SegmentScorer:
+    from voxguard.models.detector import Detector
+    from voxguard.models.registry import resolve_model
+
+    return Detector.load(resolve_model(name_or_path), threads=threads)
+
+
+class Scanner:
+    """Scan recordings with a detector: a verdict per file and a timeline of segment probabilities.
+
+    Parameters
+    ----------
+    detector : Detector, str, path or None
+        A loaded :class:`~voxguard.models.detector.Detector`, or a shipped model name / ``.onnx``
+        path resolved by :func:`voxguard.models.registry.resolve_model` (``None``: the default model).
+    segment_s : float, optional
+        Timeline window in seconds (default: the detector's ``segment_s``).
+    hop_s : float, optional
+        Hop between windows (default: half of ``segment_s``).
+    threshold : float, optional
+        P(fake) threshold in [0, 1]; overrides ``operating_point``.
+    operating_point : {"eer", "low-fa"}
+        Threshold from the model card (``Detector.thresholds()``).
+    margin : float
+        Half-width of the UNCERTAIN band around the threshold (narrowed near 0 and 1).
+    min_speech_s : float
+        Less detected speech than this gives UNCERTAIN.
+    min_segment_speech : float
+        Fraction of a segment that must be speech for it to count towards the verdict.
+    top_fraction, max_top_s : float
+        Top-k aggregation: ``k = ceil(top_fraction * n)``, capped at the segments fitting in
+        ``max_top_s`` seconds (see :mod:`voxguard.scan.verdict`).
+    stream_above_s : float
+        Recordings longer than this are streamed in bounded memory.
+    chunk_s : float
+        Audio scored per model call (bounds feature memory).
+    threads : int
+        ONNX Runtime threads when the detector is loaded here.
+
+    Examples
+    --------
+    >>> scanner = Scanner("seed-svm")                       # doctest: +SKIP
+    >>> result = scanner.scan("call.wav")                   # doctest: +SKIP
+    >>> result.verdict, result.probability                  # doctest: +SKIP
+    (<Verdict.REAL: 'REAL'>, 0.08)
+    >>> [(s.start_s, s.probability) for s in result.timeline]  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        detector: SegmentScorer | str | os.PathLike[str] | None = None,
+        *,
+        segment_s: float | None = None,
+        hop_s: float | None = None,
+        threshold: float | None = None,
+        operating_point: str = "eer",
+        margin: float = 0.1,
+        min_speech_s: float = 1.0,
+        min_segment_speech: float = 0.5,
+        top_fraction: float = 0.25,
+        max_top_s: float = 8.0,
+        stream_above_s: float = 600.0,
+        chunk_s: float = 60.0,
+        threads: int = 1,
+    ) -> None:
+        if detector is None or isinstance(detector, str | os.PathLike):
+            detector = _load_detector(detector, threads)
+        self.detector = detector
+        self.segment_s = float(segment_s if segment_s is not None else detector.segment_s)
+        self.hop_s = float(hop_s if hop_s is not None else self.segment_s / 2.0)
+        if not (self.segment_s > 0 and self.hop_s > 0 and math.isfinite(self.segment_s + self.hop_s)):
+            raise ValueError("segment and hop lengths must be positive")
+        if margin < 0 or not 0 <= min_segment_speech <= 1 or min_speech_s < 0 or chunk_s <= 0:
+            raise ValueError("need margin >= 0, 0 <= min_segment_speech <= 1, min_speech_s >= 0, chunk_s > 0")
+        self.threshold, self.operating_point = resolve_threshold(detector.thresholds(), threshold, operating_point)
+        self.margin = float(margin)
+        self.min_speech_s = float(min_speech_s)
+        self.min_segment_speech = float(min_segment_speech)
+        self.top_fraction = float(top_fraction)
+        self.max_top_s = float(max_top_s)
+        self.stream_above_s = float(stream_above_s)
+        self.chunk_s = float(chunk_s)
+        self.threads = threads
+        self._params = {
+            "segment_s": segment_s,
+            "hop_s": hop_s,
+            "threshold": threshold,
+            "operating_point": operating_point,
+            "margin": margin,
+            "min_speech_s": min_speech_s,
+            "min_segment_speech": min_segment_speech,
+            "top_fraction": top_fraction,
+            "max_top_s": max_top_s,
+            "stream_above_s": stream_above_s,
+            "chunk_s": chunk_s,
+            "threads": threads,
+        }
+
+    # ------------------------------------------------------------------ configuration
+
+    @property
+    def model_name(self) -> str:
+        return self.detector.name
+
+    @property
+    def model_path(self) -> Path | None:
+        """The detector's model file, when it has one (needed to rebuild the scanner in workers)."""
+        path = getattr(getattr(self.detector, "model", None), "path", None)
+        return Path(path) if path is not None else None
+
+    def get_params(self) -> dict[str, Any]:
+        """Constructor arguments that rebuild an equivalent scanner (``Scanner(**params)``)."""
+        if self.model_path is None:
+            raise ValueError("this detector has no model file, so the scanner cannot be rebuilt elsewhere")
+        return {"detector": str(self.model_path), **self._params}
+
+    def __repr__(self) -> str:
+        return (
+            f"Scanner(model={self.model_name!r}, segment_s={self.segment_s:g}, hop_s={self.hop_s:g}, "
+            f"threshold={self.threshold:g} ({self.operating_point}), margin={self.margin:g})"
+        )
+
+    # ------------------------------------------------------------------ public API
+
+    def scan(
+        self,
+        source: AudioSource | np.ndarray,
+        sr: int | None = None,
+        *,
+        name: str | None = None,
+        plot: str | os.PathLike[str] | None = None,
+    ) -> ScanResult:
+        """Scan one recording.
+
+        Parameters
+        ----------
+        source : path, bytes, binary file object, or np.ndarray
+            A file in any supported format, or a mono (or ``(n, channels)``) float array.
+        sr : int, optional
+            Sample rate of an array input (required then, ignored otherwise).
+        name : str, optional
+            Name reported in the result (default: the path, ``"-"`` for bytes/streams,
+            ``"<array>"`` for arrays).
+        plot : path, optional
+            Write a PNG of the waveform and segment probabilities here (needs matplotlib).
+
+        Returns
+        -------
+        ScanResult
+
+        Raises
+        ------
+        voxguard.errors.VoxguardError
+            A typed error for unreadable, silent or otherwise unusable input.
+        """
+        start = time.perf_counter()
+        want_env = plot is not None
+        if plot is not None:
+            from voxguard.scan.plot import require_matplotlib
+
+            require_matplotlib()  # fail before the (possibly long) scan
+        if isinstance(source, np.ndarray):
+            if sr is None:
+                raise ValueError("an array input needs its sample rate: scan(y, sr=...)")
+            label = name or "<array>"
+            scored = self._scan_array(source, int(sr), want_env)
+        else:
+            source = materialise(source)
+            label = name or source_name(source) or "-"
+            scored = self._scan_source(source, want_env)
+        result = self._finish(label, scored)
+        result.elapsed_s = time.perf_counter() - start
+        if plot is not None:
+            from voxguard.scan.plot import plot_result
+
+            plot_result(result, plot)
+            result.plot = str(plot)
+            result.envelope = None  # only needed for the figure; keep results light
+        return result
+
+    def failure(self, path: str, error: VoxguardError | ErrorInfo, elapsed_s: float = 0.0) -> ScanResult:
+        """A result recording that ``path`` could not be scanned (``verdict`` is ``None``)."""
+        info = error if isinstance(error, ErrorInfo) else ErrorInfo(error.code, error.message)
+        return self._blank(path, error=info, elapsed_s=elapsed_s)
+
+    # ------------------------------------------------------------------ decoding
+
+    @property
+    def _rate(self) -> int | None:
+        return self.detector.sample_rate
+
+    def _scan_source(self, source: AudioSource, want_env: bool) -> _Scored:
+        info = probe(source)
+        if info.duration_s is None or info.duration_s > self.stream_above_s:
+            rate = self._rate or info.sample_rate
+            blocks = iter_blocks(source, sr=self._rate, block_s=_DECODE_BLOCK_S)
+            return self._scan_stream(blocks, rate, want_env)
+        audio = load(source, sr=self._rate, max_duration_s=None)
+        return self._scan_whole(audio.samples, audio.sample_rate, want_env)
+
+    def _scan_array(self, y: np.ndarray, sr: int, want_env: bool) -> _Scored:
+        audio = from_array(y, sr, target_sr=self._rate)
+        y, rate = audio.samples, audio.sample_rate
+        if len(y) == 0:
+            raise ZeroLengthAudioError("the array holds no samples")
+        if len(y) / rate > self.stream_above_s:
+            step = int(_DECODE_BLOCK_S * rate)
+            return self._scan_stream((y[i : i + step] for i in range(0, len(y), step)), rate, want_env)
+        return self._scan_whole(y, rate, want_env)
+
+    # ------------------------------------------------------------------ whole-file mode
+
+    def _grid(self, sr: int) -> tuple[int, int, int, int]:
+        """Segment, hop, chunk and model-window lengths in samples.
+
+        The chunk is a whole number of hops, so the segment grid is the same as on the whole
+        signal, and, when the detector scores fixed windows (``window_s``), of windows too; with
+        scored slices extended to whole windows (:func:`~voxguard.scan.timeline.align_end`), a
+        window-level model then sees exactly the windows it would see on the whole signal.
+        """
+        seg_n = max(1, int(round(self.segment_s * sr)))
+        hop_n = max(1, int(round(self.hop_s * sr)))
+        target = max(1, int(round(self.chunk_s * sr)))
+        unit = hop_n
+        window_s = getattr(self.detector, "window_s", None)
+        win_n = max(1, int(round(window_s * sr))) if isinstance(window_s, int | float) and window_s > 0 else 1
+        aligned = math.lcm(hop_n, win_n)
+        if aligned <= 2 * target:  # otherwise alignment would make chunks too long
+            unit = aligned
+        return seg_n, hop_n, unit * max(1, round(target / unit)), win_n
+
+    def _scan_whole(self, y: np.ndarray, sr: int, want_env: bool) -> _Scored:
+        duration = len(y) / sr
+        if len(y) == 0:
+            raise ZeroLengthAudioError("the audio contains no samples")
+        if float(np.max(np.abs(y))) < _SILENCE_PEAK:
+            raise SilentAudioError("the audio is digital silence")
+        activity = detect_speech(y, sr)
+        if activity.speech_s == 0:
+            raise SilentAudioError("no speech detected")
+        envelope = self._envelope(y, sr) if want_env else None
+        note = None
+        try:
+            yp, srp, offset = self.detector.prepare_array(y, sr)
+            bounds = segment_bounds(len(yp), srp, self.segment_s, self.hop_s)
+            _, _, chunk_n, win_n = self._grid(srp)
+            scores, proba = score_segments(self.detector, yp, srp, bounds, chunk_n=chunk_n, window_n=win_n)
+        except _TOO_LITTLE as exc:
+            if activity.speech_s >= self.min_speech_s:
+                raise
+            bounds, srp, offset, note = np.zeros((0, 2), dtype=np.int64), sr, 0.0, exc.message
+            scores = proba = np.zeros(0)
+        starts = np.clip(bounds[:, 0] / srp + offset, 0.0, duration)
+        ends = np.clip(bounds[:, 1] / srp + offset, 0.0, duration)
+        return _Scored(
+            starts_s=starts,
+            ends_s=ends,
+            scores=scores,
+            proba=proba,
+            speech_fraction=speech_fraction(activity.mask, activity.frame_s, starts, ends),
+            duration_s=duration,
+            speech_s=activity.speech_s,
+            mode="whole",
+            envelope=envelope,
+            note=note,
+        )
+
+    def _envelope(self, y: np.ndarray, sr: int) -> Envelope:
+        frame_n = max(1, int(round(_ENVELOPE_FRAME_S * sr)))
+        return Envelope(frame_s=frame_n / sr, peak=peak_envelope(y, frame_n))
+
+    # ------------------------------------------------------------------ streaming mode
+
+    def _scan_stream(self, blocks: Iterable[np.ndarray], sr: int, want_env: bool) -> _Scored:
+        """Score a stream of blocks at rate ``sr`` in chunks of ``chunk_n`` plus one segment of overlap.
+
+        The segment grid is global (starts at 0, every hop, the last one aligned to the end, as
+        :func:`voxguard.audio.segment_bounds` lays it out on a whole signal). Chunk ``c`` scores the
+        segments starting in ``[c * chunk_n, (c + 1) * chunk_n)`` and needs audio up to the end of
+        the last of them; the buffer keeps one segment of history so that the final end-aligned
+        segment can reach back into the previous chunk.
+        """
+        seg_n, hop_n, chunk_n, win_n = self._grid(sr)
+        env_n = chunk_n // max(1, round(chunk_n / (_ENVELOPE_FRAME_S * sr)))  # divides chunk_n
+        acc = _StreamAccumulator(want_env)
+        buf: list[np.ndarray] = []
+        buf0 = buf_len = 0  # absolute index of the buffer's first sample, buffered length
+        c = 0  # start of the next chunk (absolute sample index)
+        for block in blocks:
+            buf.append(block)
+            buf_len += len(block)
+            while buf0 + buf_len >= c + align_end(0, chunk_n - hop_n + seg_n, win_n):
+                y = np.concatenate(buf) if len(buf) > 1 else buf[0]
+                starts = np.arange(c, c + chunk_n, hop_n, dtype=np.int64)
+                self._stream_chunk(acc, y, buf0, sr, starts, starts + seg_n, (c, c + chunk_n), env_n, win_n)
+                c += chunk_n
+                keep = max(buf0, c - seg_n)
+                y = y[keep - buf0 :]
+                buf, buf0, buf_len = [y], keep, len(y)
+        n = buf0 + buf_len
+        if n == 0:
+            raise ZeroLengthAudioError("the audio contains no samples")
+        if n > c:
+            last_end = c - hop_n + seg_n if c > 0 else 0
+            if n <= seg_n:
+                starts, ends = np.array([0]), np.array([n])
+            elif n > last_end:
+                starts = np.arange(c, n - seg_n + 1, hop_n, dtype=np.int64)
+                if len(starts) == 0 or starts[-1] + seg_n < n:
+                    starts = np.append(starts, n - seg_n)
+                ends = starts + seg_n
+            else:
+                starts = ends = np.zeros(0, dtype=np.int64)
+            y = np.concatenate(buf) if len(buf) > 1 else buf[0]
+            self._stream_chunk(acc, y, buf0, sr, starts, ends, (c, n), env_n, win_n)
+        if acc.peak < _SILENCE_PEAK:
+            raise SilentAudioError("the audio is digital silence")
+        if acc.speech_s == 0:
+            raise SilentAudioError("no speech detected")
+        cat = np.concatenate
+        return _Scored(
+            starts_s=cat(acc.starts) / sr,
+            ends_s=cat(acc.ends) / sr,
+            scores=cat(acc.scores),
+            proba=cat(acc.proba),
+            speech_fraction=cat(acc.fractions),
+            duration_s=n / sr,
+            speech_s=acc.speech_s,
+            mode="stream",
+            envelope=Envelope(env_n / sr, cat(acc.env)) if want_env else None,
+        )
+
+    def _stream_chunk(
+        self,
+        acc: _StreamAccumulator,
+        y: np.ndarray,
+        buf0: int,
+        sr: int,
+        starts: np.ndarray,
+        ends: np.ndarray,
+        counted: tuple[int, int],
+        env_n: int,
+        win_n: int,
+    ) -> None:
+        """VAD, envelope and scores of one chunk; totals count only ``counted`` (no double counting)."""
+        c0, c1 = counted
+        lo = min(c0, int(starts.min())) if len(starts) else c0
+        hi = max(c1, int(ends.max())) if len(ends) else c1
+        region = y[lo - buf0 : hi - buf0]
+        own = y[c0 - buf0 : c1 - buf0]
+        acc.peak = max(acc.peak, float(np.max(np.abs(own))) if len(own) else 0.0)
+        activity = detect_speech(region, sr)
+        acc.speech_s += float(speech_seconds(activity.mask, activity.frame_s, [(c0 - lo) / sr], [(c1 - lo) / sr])[0])
+        if acc.want_env:
+            acc.env.append(peak_envelope(own, env_n))
+        if len(starts) == 0:
+            return
+        scores = np.full(len(starts), np.nan)
+        proba = np.full(len(starts), np.nan)
+        if activity.speech_s > 0:  # a chunk without speech is not worth a model call (and would not count)
+            s_lo, s_hi = int(starts.min()), int(ends.max())
+            s_hi = min(buf0 + len(y), align_end(s_lo, s_hi, win_n))  # whole model windows
+            try:
+                yp, srp, _ = self.detector.prepare_array(y[s_lo - buf0 : s_hi - buf0], sr, trim=False)
+                bounds = np.round((np.stack([starts, ends], axis=1) - s_lo) * (srp / sr)).astype(np.int64)
+                scores, proba = self.detector.segment_scores(yp, srp, np.minimum(bounds, len(yp)))
+            except _TOO_LITTLE:
+                pass  # too little speech in this chunk to prepare: its segments stay unscored
+        acc.starts.append(starts)
+        acc.ends.append(ends)
+        acc.scores.append(np.asarray(scores, dtype=np.float64))
+        acc.proba.append(np.asarray(proba, dtype=np.float64))
+        acc.fractions.append(speech_fraction(activity.mask, activity.frame_s, (starts - lo) / sr, (ends - lo) / sr))
+
+    # ------------------------------------------------------------------ verdict
+
+    def _blank(self, path: str, **fields: Any) -> ScanResult:
+        return ScanResult(
+            path=path,
+            model=self.model_name,
+            threshold=self.threshold,
+            operating_point=self.operating_point,
+            margin=effective_margin(self.threshold, self.margin),
+            segment_s=self.segment_s,
+            hop_s=self.hop_s,
+            **fields,
+        )
+
+    def _finish(self, path: str, scored: _Scored) -> ScanResult:
+        finite = np.isfinite(scored.proba)
+        eligible = (scored.speech_fraction >= self.min_segment_speech) & finite
+        timeline = Timeline(
+            starts_s=scored.starts_s,
+            ends_s=scored.ends_s,
+            proba=scored.proba,
+            scores=scored.scores,
+            speech_fraction=scored.speech_fraction,
+            eligible=eligible,
+        )
+        max_k = max_top_segments(self.max_top_s, self.segment_s, self.hop_s)
+        # Without an eligible segment, report the segments with any speech, but do not decide.
+        use = eligible if eligible.any() else finite & (scored.speech_fraction > 0)
+        agg = top_k_mean(scored.proba, scored.scores, use, top_fraction=self.top_fraction, max_k=max_k)
+        reason = None
+        if scored.speech_s < self.min_speech_s:
+            verdict = Verdict.UNCERTAIN
+            reason = f"too little speech: {scored.speech_s:.2f} s (at least {self.min_speech_s:g} s needed)"
+            if scored.note:
+                reason += f"; {scored.note}"
+        elif not eligible.any() or not math.isfinite(agg.probability):
+            verdict = Verdict.UNCERTAIN
+            reason = f"too little speech: no segment is at least {self.min_segment_speech:.0%} speech"
+        else:
+            verdict = decide(agg.probability, self.threshold, self.margin)
+            if verdict is Verdict.UNCERTAIN:
+                m = effective_margin(self.threshold, self.margin)
+                reason = f"P(fake) {agg.probability:.2f} is within {m:.2f} of the threshold {self.threshold:.2f}"
+        return self._blank(
+            path,
+            verdict=verdict,
+            probability=agg.probability,
+            score=agg.score,
+            duration_s=scored.duration_s,
+            speech_s=scored.speech_s,
+            mode=scored.mode,
+            timeline=timeline,
+            reason=reason,
+            envelope=scored.envelope,
+        )
+
+
+@dataclass
+class _StreamAccumulator:
+    """Per-chunk outputs of a streamed scan (arrays are concatenated once at the end)."""
+
+    want_env: bool
+    peak: float = 0.0
+    speech_s: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.starts: list[np.ndarray] = []
+        self.ends: list[np.ndarray] = []
+        self.scores: list[np.ndarray] = []
+        self.proba: list[np.ndarray] = []
+        self.fractions: list[np.ndarray] = []
+        self.env: list[np.ndarray] = []
+
+
+def load_detector(name_or_path: str | os.PathLike[str] | None = None, **scanner_options: Any) -> Scanner:
+    """Load a model and wrap it in a :class:`Scanner`.
+
+    Parameters
+    ----------
+    name_or_path : str or path, optional
+        A shipped model name (``voxguard.models.registry.available_models()``) or an ``.onnx``
+        file with its ``.card.json`` beside it; ``None`` loads the default model.
+    **scanner_options
+        Passed to :class:`Scanner` (``segment_s``, ``hop_s``, ``threshold``, ``operating_point``,
+        ``margin``, ``threads``, ...).
+
+    Returns
+    -------
+    Scanner
+
+    Examples
+    --------
+    >>> import voxguard
+    >>> scanner = voxguard.load_detector()               # doctest: +SKIP
+    >>> scanner.scan("clip.wav").to_dict()["verdict"]    # doctest: +SKIP
+    'REAL'
+    """
+    threads = int(scanner_options.pop("threads", 1))
+    return Scanner(_load_detector(name_or_path, threads), threads=threads, **scanner_options)

@@ -109,7 +109,7 @@ def scan(
         try:
             require_matplotlib()
         except VoxguardError as exc:
-            _report_error("--plot", _escaped(exc.code, exc.message))
+            _report_error("--plot", exc)
             raise typer.Exit(EXIT_USAGE) from None
     try:
         scanner = load_detector(
@@ -121,7 +121,7 @@ def scan(
             margin=margin,
         )
     except VoxguardError as exc:
-        _report_error(escape(model or "--model"), _escaped(exc.code, exc.message))
+        _report_error(model or "--model", exc)
         raise typer.Exit(EXIT_USAGE) from None
     except ValueError as exc:
         err.print(f"[red]error[/red] {escape(str(exc))}", highlight=False)
@@ -150,7 +150,7 @@ def scan(
         for result in scan_many(scanner, items, workers=workers, plot_dir=plot):
             summary.add(result)
             if result.error is not None:
-                _report_error(escape(result.path), _escaped(result.error.code, result.error.message))
+                _report_error(result.path, _as_error(result.error.code, result.error.message))
             writer.write(result)
             if bar is not None:
                 bar.update(bar.task_ids[0], advance=1, hours=summary.audio_s / 3600.0)
@@ -165,12 +165,11 @@ def scan(
     raise typer.Exit(EXIT_FILE_FAILED if summary.failed else EXIT_OK)
 
 
-def _escaped(code: str, message: str):
-    """An error for ``voxguard.cli._report_error`` whose message is safe from rich markup
-    (paths and messages may contain ``[...]``, e.g. ``voxguard[plot]``)."""
+def _as_error(code: str, message: str):
+    """A per-file failure (stored as code + message) as an error for ``voxguard.cli._report_error``."""
     from voxguard.errors import VoxguardError
 
-    exc = VoxguardError(escape(message))
+    exc = VoxguardError(message)
     exc.code = code
     return exc
 

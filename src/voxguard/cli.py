@@ -246,9 +246,11 @@ def bench_features_cmd(
     print(format_bench_table(rows))
 
 
+from voxguard.cli_corpus import corpus_app as _corpus_app  # noqa: E402
 from voxguard.cli_scan import scan as _scan  # noqa: E402
 
 app.command("scan")(_scan)
+app.add_typer(_corpus_app, name="corpus")
 
 if __name__ == "__main__":  # pragma: no cover
     app()

@@ -6,8 +6,9 @@ bit depth (float WAVs off the 16-bit grid), loudness and the length of leading/t
 
 1. resample to the analysis rate (16 kHz) — done by :func:`voxguard.audio.load.load`;
 2. DC removal (subtract the mean);
-3. speech detection (:mod:`voxguard.audio.vad`) and trimming of leading/trailing non-speech,
-   keeping a fixed margin;
+3. speech detection (:mod:`voxguard.audio.vad`) and trimming of leading/trailing non-speech at
+   the detected speech bounds (no margin by default: a zero-padded margin gave real clips with
+   short lead-in a digital-silence noise floor, which the corpus audit found predictive);
 4. loudness normalisation to ``target_lufs`` (ITU-R BS.1770 integrated loudness via pyloudnorm),
    scaled down if the peak would exceed ``peak_limit``;
 5. re-quantisation to a 16-bit grid with seeded TPDF dither, so float and integer sources end up
@@ -40,7 +41,7 @@ class PreprocessConfig:
     sample_rate: int = ANALYSIS_RATE
     remove_dc: bool = True
     trim_silence: bool = True
-    trim_margin_s: float = 0.1
+    trim_margin_s: float = 0.0
     vad_aggressiveness: int = 2
     min_speech_s: float = 0.5
     normalise_loudness: bool = True

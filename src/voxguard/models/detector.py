@@ -21,6 +21,7 @@ import numpy as np
 
 from voxguard.audio import Audio, AudioSource, PreprocessConfig, from_array, load, preprocess
 from voxguard.errors import ModelError
+from voxguard.features.segmental import SegmentalConfig, frame_matrix, segment_vectors
 from voxguard.models.onnx_model import OnnxModel
 
 
@@ -56,13 +57,16 @@ class Detector:
         self.model = model
         spec = model.card.features
         self.kind: str = spec.get("kind", "")
-        if self.kind not in ("deepvoice",):
+        if self.kind not in ("deepvoice", "segmental"):
             raise ModelError(f"unsupported feature kind {self.kind!r} in the model card", path=str(model.path))
         rate = spec.get("sample_rate")
         self.sample_rate: int | None = rate if isinstance(rate, int) else None
         pre = spec.get("preprocess")
         self.preprocess_config: PreprocessConfig | None = PreprocessConfig.from_dict(pre) if pre else None
         self.window_s: float = float(spec.get("window_s", 1.0))
+        self.segmental: SegmentalConfig | None = (
+            SegmentalConfig.from_dict(spec["segmental"]) if self.kind == "segmental" else None
+        )
 
     @classmethod
     def load(cls, path: str | Path, *, threads: int = 1) -> Detector:
@@ -115,6 +119,12 @@ class Detector:
 
     def window_scores(self, y: np.ndarray, sr: int, *, offset_s: float = 0.0) -> WindowScores:
         """Score every window of a prepared signal (see :meth:`prepare`)."""
+        if self.segmental is not None:
+            from voxguard.audio import segment_bounds
+
+            bounds = segment_bounds(len(y), sr, self.segment_s, self.segment_s / 2)
+            scores, proba = self.segment_scores(y, sr, bounds)
+            return WindowScores(bounds[:, 0] / sr + offset_s, bounds[:, 1] / sr + offset_s, scores, proba)
         X, starts = self.features(y, sr)
         scores = self.model.score(X)
         ends = np.minimum(starts + self.window_s, len(y) / sr)
@@ -141,6 +151,12 @@ class Detector:
         (scores, proba) : two arrays of shape (n_segments,)
             Raw score (higher = more likely fake) and calibrated P(fake) per segment.
         """
+        if self.segmental is not None:
+            # Frame features once for the whole signal, pooled per segment by cumulative sums.
+            frames = frame_matrix(y, sr, self.segmental)
+            X = segment_vectors(frames, bounds, self.segmental.hop_length, self.segmental.stats)
+            scores = self.model.score(X)
+            return scores, self.model.calibrate(scores)
         # Window-level models: score fixed windows once, then average the windows each segment covers.
         windows = self.window_scores(y, sr)
         starts = np.round(windows.starts_s * sr).astype(np.int64)

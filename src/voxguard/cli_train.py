@@ -1,0 +1,128 @@
+"""``voxguard train`` and ``voxguard compare``: thin shells over :mod:`voxguard.evaluate.training`."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+MODEL_PRESETS = {
+    # name: (views, classifier, C) — the comparison of docs/results.md
+    "seed-mfcc-svm": (("mfcc20",), "svm", 1.0),
+    "lfcc-svm": (("lfcc",), "svm", 1.0),
+    "lfcc48-logreg": (("lfcc_4_8k",), "logreg", 1.0),
+    "lfcc48-flatness-svm": (("lfcc_4_8k", "band_flatness"), "svm", 3.0),
+    "lfcc48-flatness-cqcc-svm": (("lfcc_4_8k", "band_flatness", "cqcc"), "svm", 3.0),
+}
+DEFAULT_PRESET = "lfcc48-flatness-svm"
+
+
+def _load(manifests: list[Path]):
+    from voxguard.datasets import load_dataset
+
+    datasets = [load_dataset(str(m)) for m in manifests]
+    dataset = datasets[0]
+    for extra in datasets[1:]:
+        dataset = dataset + extra
+    return dataset
+
+
+def _model(preset: str, C: float | None):
+    from voxguard.features.segmental import SegmentalConfig
+    from voxguard.models.segmental import SegmentalClassifier
+
+    if preset not in MODEL_PRESETS:
+        raise typer.BadParameter(f"unknown model {preset!r}; choose from {', '.join(MODEL_PRESETS)}")
+    views, classifier, default_c = MODEL_PRESETS[preset]
+    return SegmentalClassifier(features=SegmentalConfig(views=views), classifier=classifier, C=C or default_c)
+
+
+def train(
+    manifests: Annotated[list[Path], typer.Argument(help="Training data: manifest CSVs or dataset folders.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output .onnx (its .card.json goes beside it).")] = Path(
+        "models/voxguard-segmental.onnx"
+    ),
+    model: Annotated[str, typer.Option(help=f"Model preset: {', '.join(MODEL_PRESETS)}.")] = DEFAULT_PRESET,
+    name: Annotated[str | None, typer.Option(help="Model name in the card (default: the file stem).")] = None,
+    C: Annotated[float | None, typer.Option("--C", help="Regularisation (default: the preset's).")] = None,
+    augment: Annotated[bool, typer.Option(help="Add one degraded copy of every clip (both classes).")] = True,
+    lofo: Annotated[bool, typer.Option(help="Also run leave-one-family-out.")] = True,
+    report: Annotated[Path | None, typer.Option(help="Write an HTML/Markdown report to this folder.")] = None,
+    workers: Annotated[int, typer.Option(help="Worker processes for feature extraction.")] = 2,
+    seed: Annotated[int, typer.Option(help="Seed for folds and augmentation.")] = 0,
+) -> None:
+    """Train a detector on audio, measure it (grouped CV, LOFO), calibrate it and export it to ONNX."""
+    from voxguard.cli import EXIT_FILE_FAILED, _report_error, err
+    from voxguard.errors import VoxguardError
+    from voxguard.evaluate.training import describe_protocol_rows, train_segmental, write_training_report
+
+    command = "voxguard " + " ".join(sys.argv[1:])
+    try:
+        dataset = _load(manifests)
+        result = train_segmental(
+            dataset,
+            out,
+            model=_model(model, C),
+            name=name or out.name.removesuffix(".onnx"),
+            augment=augment,
+            lofo=lofo,
+            seed=seed,
+            workers=workers,
+            command=command,
+            data_description=" + ".join(str(m) for m in manifests),
+            log=lambda line: err.print(line, highlight=False),
+        )
+        if report is not None:
+            html = write_training_report(result, dataset, report)
+            err.print(f"report: {html}", highlight=False)
+    except VoxguardError as exc:
+        _report_error(", ".join(map(str, manifests)), exc)
+        raise typer.Exit(EXIT_FILE_FAILED) from None
+    print(describe_protocol_rows(result.summary_rows))
+    print(f"\nthresholds (P(fake)): {result.card.output['thresholds']}")
+    err.print(f"model: {result.model_path}", highlight=False)
+
+
+def compare(
+    manifests: Annotated[list[Path], typer.Argument(help="Manifest CSVs or dataset folders.")],
+    models: Annotated[str, typer.Option(help="Comma-separated presets.")] = ",".join(MODEL_PRESETS),
+    protocol: Annotated[str, typer.Option(help="grouped, lofo or grouped,lofo.")] = "grouped,lofo",
+    augment: Annotated[bool, typer.Option(help="Train with one degraded copy of every clip.")] = True,
+    out: Annotated[Path | None, typer.Option(help="Write the Markdown table to this file.")] = None,
+    workers: Annotated[int, typer.Option(help="Worker processes for feature extraction.")] = 2,
+    seed: Annotated[int, typer.Option(help="Seed for folds and augmentation.")] = 0,
+) -> None:
+    """Compare model presets under grouped CV and leave-one-family-out on the same data."""
+    import time
+
+    from voxguard.cli import err
+    from voxguard.evaluate.protocols import run_protocol
+    from voxguard.evaluate.training import describe_protocol_rows
+    from voxguard.models.segmental import build_segment_table
+
+    dataset = _load(manifests)
+    labels = dataset.labels()
+    rows = []
+    for preset in [m.strip() for m in models.split(",") if m.strip()]:
+        proto_model = _model(preset, None)
+        t0 = time.perf_counter()
+        table = build_segment_table(dataset, proto_model, augment=augment, seed=seed, workers=workers)
+        feat_s = time.perf_counter() - t0
+        for proto in [p.strip() for p in protocol.split(",") if p.strip()]:
+            result = run_protocol(
+                dataset,
+                table,
+                lambda preset=preset: _model(preset, None),
+                protocol=proto,
+                seed=seed,
+                name=preset,
+                log=lambda line: err.print(line, highlight=False),
+            )
+            rows.append(result.summary(labels) | {"features_wall_s": feat_s})
+        print(describe_protocol_rows(rows[-2:]), flush=True)
+    text = describe_protocol_rows(rows)
+    print(text)
+    if out is not None:
+        out.write_text(text + "\n")

@@ -113,3 +113,14 @@ def test_requantise_dither_is_seeded():
 def test_config_round_trip():
     cfg = PreprocessConfig(target_lufs=-20.0, trim_silence=False)
     assert PreprocessConfig.from_dict(cfg.to_dict() | {"unknown_future_key": 1}) == cfg
+
+
+@pytest.mark.parametrize("sr", [16_000, 44_100])
+def test_integrated_loudness_matches_pyloudnorm(sr):
+    import pyloudnorm
+
+    y = np.concatenate([speechlike(sr, 3.0), np.zeros(sr, np.float32), 0.2 * speechlike(sr, 2.0, seed=2)])
+    for gain in (0.01, 0.5):
+        ref = pyloudnorm.Meter(sr).integrated_loudness((gain * y).astype(np.float64))
+        assert integrated_loudness(gain * y, sr) == pytest.approx(ref, abs=0.01)
+    assert integrated_loudness(np.zeros(sr, np.float32), sr) == float("-inf")

@@ -382,5 +382,7 @@ def test_long_file_streams_in_bounded_memory(tmp_path):
     report = json.loads(proc.stdout.strip().splitlines()[-1])
     assert report["mode"] == "stream" and report["duration"] == pytest.approx(1200.0)
     assert report["n"] == 599
-    assert report["peak_mb"] - report["base_mb"] < 60, report
+    # One chunk of working memory (STFT, frame features, float64 sums): ~55 MB with the default
+    # model, independent of the file length; a whole-file scan of this file needs ~150 MB more.
+    assert report["peak_mb"] - report["base_mb"] < 100, report
     assert report["peak_mb"] < 500, report

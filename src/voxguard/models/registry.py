@@ -8,9 +8,9 @@ from voxguard.errors import ModelError
 from voxguard.models.onnx_model import ModelCard, card_path
 
 ZOO_DIR = Path(__file__).parent / "zoo"
-#: The model used when none is named. Until the audio-trained default lands this is the seed
-#: study's SVM (DEEP-VOICE features), so that scanning works end to end.
-DEFAULT_MODEL = "seed-svm"
+#: The model used when none is named: trained on audio of the DEV corpus (see its card and
+#: docs/results.md). ``seed-svm`` (the seed study's SVM on DEEP-VOICE features) stays available.
+DEFAULT_MODEL = "voxguard-dev-v1"
 
 
 def available_models() -> dict[str, ModelCard]:

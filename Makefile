@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # torch comes from the machine's local CPU wheel; a bare "torch" would pull a multi-GB CUDA build.
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: demo test lint bench-features clean
+.PHONY: demo test lint bench-features default-model clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -40,3 +40,9 @@ bench-features: $(VENV)/.dev
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache build src/*.egg-info
+
+# Retrain the shipped default model on the DEV corpus (needs ../shared or CORPUS=path/to/manifest.csv).
+CORPUS ?= ../shared/corpus/manifest.csv
+default-model: $(VENV)/.dev
+	$(BIN)/voxguard train $(CORPUS) --out src/voxguard/models/zoo/voxguard-dev-v1.onnx \
+		--name voxguard-dev-v1 --report reports/voxguard-dev-v1

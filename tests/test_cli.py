@@ -118,3 +118,13 @@ def test_report_command(tmp_path):
     bad.write_text("id,label\nx,spoof\n")
     result = runner.invoke(app, ["report", str(bad), "--out", str(tmp_path / "rep2")])
     assert result.exit_code == 2 and "score" in result.stderr
+
+
+def test_models_command():
+    from voxguard.models.registry import DEFAULT_MODEL
+
+    result = runner.invoke(app, ["models"])
+    assert result.exit_code == 0 and DEFAULT_MODEL in result.stdout and "seed-svm" in result.stdout
+    card = runner.invoke(app, ["models", DEFAULT_MODEL])
+    assert card.exit_code == 0 and json.loads(card.stdout)["name"] == DEFAULT_MODEL
+    assert runner.invoke(app, ["models", "no-such-model"]).exit_code == 1

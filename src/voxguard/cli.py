@@ -234,6 +234,42 @@ def seed_study(
         err.print(f"{name}: {path}", highlight=False)
 
 
+@app.command()
+def models(
+    name: Annotated[
+        str | None, typer.Argument(help="Show this model's full card (a shipped name or .onnx path).")
+    ] = None,
+) -> None:
+    """List the shipped models with their held-out metrics, or show one model card."""
+    from voxguard.models.onnx_model import ModelCard, card_path
+    from voxguard.models.registry import DEFAULT_MODEL, available_models, resolve_model
+
+    if name is not None:
+        try:
+            print(json.dumps(ModelCard.load(card_path(resolve_model(name))).to_dict(), indent=2))
+        except VoxguardError as exc:
+            _report_error(name, exc)
+            raise typer.Exit(EXIT_USAGE) from None
+        return
+    table = Table("model", "default", "features", "held-out metrics", "created")
+    for model_name, card in available_models().items():
+        m = card.metrics
+        if "grouped_cv" in m:
+            summary = f"grouped-CV EER {m['grouped_cv']['eer'] * 100:.1f} %"
+            if "leave_one_family_out" in m:
+                summary += f", LOFO mean EER {m['leave_one_family_out']['mean_eer'] * 100:.1f} %"
+        else:
+            summary = f"EER {m.get('eer', float('nan')) * 100:.2f} % ({m.get('split', '?')})"
+        table.add_row(
+            model_name,
+            "yes" if model_name == DEFAULT_MODEL else "",
+            card.features.get("kind", "?"),
+            summary,
+            card.created,
+        )
+    out.print(table)
+
+
 @bench_app.command("features")
 def bench_features_cmd(
     duration: Annotated[float, typer.Option(help="Seconds of generated speech-like audio.")] = 60.0,

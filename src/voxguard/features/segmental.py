@@ -7,10 +7,13 @@ for any number of overlapping segments.
 
 Views (all on the same 10 ms frame grid at 16 kHz):
 
-- ``lfcc_4_8k``: 20 LFCC from 20 linear filters between 4 and 8 kHz, + Δ + ΔΔ. The upper band is
-  where vocoders and resynthesis leave their artefacts, and it generalises to unseen generator
-  families better than full-band LFCC (DEV leave-one-family-out, see docs/results.md);
-- ``band_flatness``: spectral flatness in 16 equal bands (cheap, strong);
+- ``lfcc_4_8k``: 20 LFCC from 20 linear filters between 4 and 8 kHz, + Δ + ΔΔ (ASVspoof-style
+  front-end: pre-emphasis, 20 ms Hamming window). The upper band is where vocoders and
+  resynthesis leave their artefacts, and it generalises to unseen generator families better
+  than full-band LFCC (DEV leave-one-family-out, see docs/results.md);
+- ``lfcc_4_8k_hann``: the same cepstra from the shared 25 ms Hann power spectrum (no
+  pre-emphasis), so that with ``band_flatness`` one STFT serves both views;
+- ``band_flatness``: spectral flatness in 16 equal bands of the shared spectrum (cheap, strong);
 - ``cqcc``: 20 constant-Q cepstral coefficients + Δ + ΔΔ;
 - ``lfcc`` / ``mfcc``: full-band cepstra + Δ + ΔΔ (baselines); ``mfcc20``: 20 static MFCC (the seed's).
 """
@@ -40,10 +43,8 @@ def _view_functions(hop: int) -> dict[str, tuple[Callable[[np.ndarray, int], np.
             ),
             cep("lfcc48_", 20),
         ),
-        "band_flatness": (
-            lambda y, sr: spectral.band_flatness(y, sr, n_bands=16, hop_length=hop),
-            [f"flatness_b{i + 1}" for i in range(16)],
-        ),
+        "lfcc_4_8k_hann": (None, cep("lfcc48h_", 20)),  # computed from the shared spectrum
+        "band_flatness": (None, [f"flatness_b{i + 1}" for i in range(16)]),
         "cqcc": (lambda y, sr: spectral.with_deltas(spectral.cqcc(y, sr, n_cqcc=20, hop_length=hop)), cep("cqcc", 20)),
         "lfcc": (lambda y, sr: spectral.with_deltas(spectral.lfcc(y, sr, n_lfcc=20, hop_length=hop)), cep("lfcc", 20)),
         "mfcc": (lambda y, sr: spectral.with_deltas(spectral.mfcc(y, sr, n_mfcc=20, hop_length=hop)), cep("mfcc", 20)),
@@ -52,6 +53,20 @@ def _view_functions(hop: int) -> dict[str, tuple[Callable[[np.ndarray, int], np.
 
 
 VIEWS = tuple(_view_functions(160))
+#: Views computed from one 512-point, 25 ms Hann power spectrum per frame.
+SHARED_SPECTRUM_VIEWS = {"lfcc_4_8k_hann", "band_flatness"}
+
+
+def _shared_spectrum_views(y: np.ndarray, sr: int, cfg: SegmentalConfig) -> dict[str, np.ndarray]:
+    """The spectrum-based views from a single STFT (the dominant cost of the default model)."""
+    power = spectral.stft_power_frames(y, n_fft=512, hop_length=cfg.hop_length, win_length=round(0.025 * sr))
+    out: dict[str, np.ndarray] = {}
+    if "lfcc_4_8k_hann" in cfg.views:
+        fb = spectral.linear_filterbank(sr, 512, 20, 4000.0, 8000.0)
+        out["lfcc_4_8k_hann"] = spectral.with_deltas(np.ascontiguousarray(spectral.cepstra_from_power(power, fb, 20).T))
+    if "band_flatness" in cfg.views:
+        out["band_flatness"] = np.ascontiguousarray(spectral.band_flatness_from_power(power, 16).T)
+    return out
 
 
 @dataclass(frozen=True)
@@ -109,7 +124,8 @@ def frame_matrix(y: np.ndarray, sr: int, config: SegmentalConfig | None = None) 
     if sr != cfg.sample_rate:
         raise FeatureError(f"expected a signal at {cfg.sample_rate} Hz, got {sr} Hz")
     table = _view_functions(cfg.hop_length)
-    blocks = [table[view][0](y, sr) for view in cfg.views]
+    shared = _shared_spectrum_views(y, sr, cfg) if set(cfg.views) & SHARED_SPECTRUM_VIEWS else {}
+    blocks = [shared[view] if view in shared else table[view][0](y, sr) for view in cfg.views]
     n = min(b.shape[1] for b in blocks)
     return np.concatenate([b[:, :n] for b in blocks], axis=0).astype(np.float32, copy=False)
 

@@ -337,6 +337,18 @@ def power_to_db(
     return _db_inplace(out, ref=ref_value, amin=amin, top_db=top_db)
 
 
+def stft_power_frames(
+    y: np.ndarray, *, n_fft: int = 512, hop_length: int = 160, win_length: int | None = 400, window: WindowSpec = "hann"
+) -> np.ndarray:
+    """Like :func:`stft_power` but frame-major, ``(n_frames, 1 + n_fft // 2)`` float32, without the transpose.
+
+    For callers that derive several features from one spectrum (the ``*_from_power`` functions).
+    """
+    return _stft_power_frames(
+        _as_signal(y), n_fft=n_fft, hop_length=hop_length, win_length=win_length, window=window, power=2.0
+    )
+
+
 def log_spectrogram(
     y: np.ndarray,
     sr: float | None = None,
@@ -793,10 +805,7 @@ def lfcc(
     if preemphasis:
         y = _preemphasis(y, preemphasis)
     p = _stft_power_frames(y, n_fft=n_fft, hop_length=hop_length, win_length=win_length, window=window, power=2.0)
-    e = p @ linear_filterbank(sr, n_fft, n_filters, fmin, fmax).T
-    np.maximum(e, amin, out=e)
-    np.log10(e, out=e)
-    return _to_features(e @ _dct_matrix(n_lfcc, n_filters).T)
+    return _to_features(cepstra_from_power(p, linear_filterbank(sr, n_fft, n_filters, fmin, fmax), n_lfcc, amin=amin))
 
 
 # --------------------------------------------------------------------------------------------
@@ -1337,13 +1346,51 @@ def band_flatness(
         center=center,
         pad_mode="constant",
     )
-    np.maximum(s, amin, out=s)
+    return _to_features(band_flatness_from_power(s, n_bands, amin=amin))
+
+
+def band_flatness_from_power(power_frames: np.ndarray, n_bands: int = 16, *, amin: float = 1e-10) -> np.ndarray:
+    """Per-band flatness of a frame-major power spectrogram.
+
+    Parameters
+    ----------
+    power_frames : np.ndarray, shape (n_frames, n_bins)
+        Power spectrum per frame (e.g. ``stft_power(...).T``); not modified.
+
+    Returns
+    -------
+    np.ndarray, shape (n_frames, n_bands), float32 (frame-major, like the input)
+    """
+    s = np.maximum(power_frames, np.float32(amin))
     edges = np.linspace(0, s.shape[-1], n_bands + 1).astype(np.int64)[:-1]
     widths = np.diff(np.append(edges, s.shape[-1])).astype(np.float32)
     # One reduceat per statistic over all bands at once (no loop over bands).
     amean = np.add.reduceat(s, edges, axis=-1) / widths
     gmean = np.exp(np.add.reduceat(np.log(s), edges, axis=-1) / widths)
-    return _to_features(gmean / amean)
+    return (gmean / amean).astype(np.float32, copy=False)
+
+
+def cepstra_from_power(
+    power_frames: np.ndarray, filterbank: np.ndarray, n_ceps: int, *, amin: float = 1e-10
+) -> np.ndarray:
+    """Cepstra of a frame-major power spectrogram: ``DCT(log10(filterbank energies))``.
+
+    Parameters
+    ----------
+    power_frames : np.ndarray, shape (n_frames, n_bins)
+    filterbank : np.ndarray, shape (n_filters, n_bins)
+        E.g. :func:`linear_filterbank` (LFCC) or :func:`mel_filterbank`.
+    n_ceps : int
+        Coefficients kept (orthonormal DCT-II, coefficient 0 included).
+
+    Returns
+    -------
+    np.ndarray, shape (n_frames, n_ceps), float32 (frame-major)
+    """
+    e = power_frames @ filterbank.T
+    np.maximum(e, amin, out=e)
+    np.log10(e, out=e)
+    return (e @ _dct_matrix(n_ceps, filterbank.shape[0]).T).astype(np.float32, copy=False)
 
 
 def spectral_contrast(

@@ -44,5 +44,5 @@ clean:
 # Retrain the shipped default model on the DEV corpus (needs ../shared or CORPUS=path/to/manifest.csv).
 CORPUS ?= ../shared/corpus/manifest.csv
 default-model: $(VENV)/.dev
-	$(BIN)/voxguard train $(CORPUS) --out src/voxguard/models/zoo/voxguard-dev-v1.onnx \
-		--name voxguard-dev-v1 --report reports/voxguard-dev-v1
+	$(BIN)/voxguard train $(CORPUS) --out src/voxguard/models/zoo/voxguard-v1.onnx \
+		--name voxguard-v1 --report reports/voxguard-v1

@@ -196,7 +196,9 @@ def requantise(y: np.ndarray, *, bits: int = 16, seed: int = 0) -> np.ndarray:
     return q.astype(np.float32, copy=False)
 
 
-def preprocess(y: np.ndarray, sr: int, config: PreprocessConfig | None = None) -> Preprocessed:
+def preprocess(
+    y: np.ndarray, sr: int, config: PreprocessConfig | None = None, *, activity: SpeechActivity | None = None
+) -> Preprocessed:
     """Apply the canonical preprocessing to a mono signal.
 
     Parameters
@@ -206,6 +208,10 @@ def preprocess(y: np.ndarray, sr: int, config: PreprocessConfig | None = None) -
     sr : int
         Its rate in Hz; resampled to ``config.sample_rate`` if different.
     config : PreprocessConfig, optional
+    activity : SpeechActivity, optional
+        Speech detection already run on this same signal at ``config.sample_rate`` (the scanner
+        needs it anyway); reused instead of running the VAD a second time. Ignored when ``y``
+        has to be resampled first.
 
     Returns
     -------
@@ -222,6 +228,8 @@ def preprocess(y: np.ndarray, sr: int, config: PreprocessConfig | None = None) -
     """
     cfg = config or PreprocessConfig()
     check_finite(y)
+    if sr != cfg.sample_rate:
+        activity = None  # computed on another grid
     y = resample(y, sr, cfg.sample_rate)
     sr = cfg.sample_rate
     input_duration = len(y) / sr
@@ -229,7 +237,8 @@ def preprocess(y: np.ndarray, sr: int, config: PreprocessConfig | None = None) -
         raise SilentAudioError("the audio is digital silence")
     if cfg.remove_dc:
         y = remove_dc(y)
-    activity = detect_speech(y, sr, aggressiveness=cfg.vad_aggressiveness)
+    if activity is None:
+        activity = detect_speech(y, sr, aggressiveness=cfg.vad_aggressiveness)
     bounds = activity.bounds_s()
     if bounds is None:
         raise SilentAudioError("no speech detected")

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from voxguard.audio import Audio, AudioSource, PreprocessConfig, from_array, load, preprocess
+from voxguard.audio import Audio, AudioSource, PreprocessConfig, SpeechActivity, from_array, load, preprocess
 from voxguard.errors import ModelError
 from voxguard.features.segmental import SegmentalConfig, frame_matrix, segment_vectors
 from voxguard.models.onnx_model import OnnxModel
@@ -81,12 +81,15 @@ class Detector:
         audio = source if isinstance(source, Audio) else load(source, sr=self.sample_rate)
         return self.prepare_array(audio.samples, audio.sample_rate)
 
-    def prepare_array(self, y: np.ndarray, sr: int, *, trim: bool = True) -> tuple[np.ndarray, int, float]:
+    def prepare_array(
+        self, y: np.ndarray, sr: int, *, trim: bool = True, activity: SpeechActivity | None = None
+    ) -> tuple[np.ndarray, int, float]:
         """Bring a decoded mono signal to the model's rate and preprocessing.
 
         ``trim=False`` keeps leading/trailing non-speech (for blocks of a stream, whose edges are
-        not the recording's edges). Returns ``(y, sr, offset_s)``; ``offset_s`` is where the output
-        starts in the input.
+        not the recording's edges). ``activity``: speech detection already run on ``y`` (reused
+        when no resampling is needed). Returns ``(y, sr, offset_s)``; ``offset_s`` is where the
+        output starts in the input.
         """
         if self.sample_rate is not None and sr != self.sample_rate:
             audio = from_array(y, sr, target_sr=self.sample_rate)
@@ -96,7 +99,7 @@ class Detector:
             config = self.preprocess_config
             if not trim and config.trim_silence:
                 config = PreprocessConfig.from_dict(config.to_dict() | {"trim_silence": False})
-            pre = preprocess(y, sr, config)
+            pre = preprocess(y, sr, config, activity=activity)
             y, sr, offset = pre.samples, pre.sample_rate, pre.offset_s
         return y, sr, offset
 

@@ -10,7 +10,7 @@ from voxguard.models.onnx_model import ModelCard, card_path
 ZOO_DIR = Path(__file__).parent / "zoo"
 #: The model used when none is named: trained on audio of the DEV corpus (see its card and
 #: docs/results.md). ``seed-svm`` (the seed study's SVM on DEEP-VOICE features) stays available.
-DEFAULT_MODEL = "voxguard-dev-v1"
+DEFAULT_MODEL = "voxguard-v1"
 
 
 def available_models() -> dict[str, ModelCard]:

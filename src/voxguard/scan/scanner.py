@@ -324,7 +324,7 @@ class Scanner:
         envelope = self._envelope(y, sr) if want_env else None
         note = None
         try:
-            yp, srp, offset = self.detector.prepare_array(y, sr)
+            yp, srp, offset = self.detector.prepare_array(y, sr, activity=activity)
             bounds = segment_bounds(len(yp), srp, self.segment_s, self.hop_s)
             _, _, chunk_n, win_n = self._grid(srp)
             scores, proba = score_segments(self.detector, yp, srp, bounds, chunk_n=chunk_n, window_n=win_n)

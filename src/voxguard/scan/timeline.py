@@ -6,7 +6,7 @@ minute of audio (so memory stays bounded however long the recording is).
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -24,7 +24,9 @@ class SegmentScorer(Protocol):
 
     def thresholds(self) -> dict[str, float]: ...
 
-    def prepare_array(self, y: np.ndarray, sr: int, *, trim: bool = True) -> tuple[np.ndarray, int, float]: ...
+    def prepare_array(
+        self, y: np.ndarray, sr: int, *, trim: bool = True, activity: Any = None
+    ) -> tuple[np.ndarray, int, float]: ...
 
     def segment_scores(self, y: np.ndarray, sr: int, bounds: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
 

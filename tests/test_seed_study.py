@@ -138,3 +138,24 @@ def test_full_deep_voice_table_reproduces_seed_svm():
     row = next(r for r in result.split_rows if r["scaler"] == "all-rows")
     assert result.n_test == 2356
     assert round(row["accuracy"] * result.n_test) >= 2347  # 2347/2356 = 99.62 %, the seed's figure
+
+
+def test_cnn_weights_are_safe_and_export_to_onnx(tmp_path):
+    """The seed study also writes the CNN as safetensors + JSON; `voxguard export` converts it to
+    ONNX with torch/ONNX parity within 1e-4, and copies the card."""
+    table = study.read_feature_table(write_table(tmp_path / "t.csv", 300))
+    result = study.run_seed_study(table, models=("cnn",), cv_folds=0, cnn_epochs=2, workers=1)
+    paths = study.write_outputs(result, tmp_path / "o", command="pytest")
+    weights = paths["model_cnn"].with_name("seed-cnn.safetensors")
+    assert weights.is_file() and b"\x80\x04" not in weights.read_bytes()[:2]  # not a pickle
+    out = tmp_path / "exported" / "cnn.onnx"
+    out.parent.mkdir()
+    cli = CliRunner().invoke(app, ["export", str(weights), "--onnx", "--out", str(out)])
+    assert cli.exit_code == 0, cli.output
+    assert "max |ONNX - torch|" in cli.stdout
+    exported = OnnxModel(out)  # needs the copied card
+    _, test_idx = study.seed_split(table.y)
+    np.testing.assert_allclose(exported.score(table.X[test_idx]), result.test_scores["cnn"]["train-only"], atol=1e-4)
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"nope")
+    assert CliRunner().invoke(app, ["export", str(bad), "--out", str(tmp_path / "b.onnx")]).exit_code == 2

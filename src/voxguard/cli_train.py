@@ -127,3 +127,31 @@ def compare(
     print(text)
     if out is not None:
         out.write_text(text + "\n")
+
+
+def export(
+    weights: Annotated[
+        Path, typer.Argument(help="Model weights in a safe format (seed CNN: NAME.safetensors + .json).")
+    ],
+    onnx: Annotated[bool, typer.Option("--onnx", help="Convert to ONNX (the only target).")] = True,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Output .onnx (default: beside the weights).")] = None,
+) -> None:
+    """Convert a trained torch model to ONNX and check that both give the same outputs (within 1e-4).
+
+    Models trained by `voxguard train` and the seed study's SVM are written as ONNX directly
+    (their parity is checked at training time); this converts saved torch weights.
+    """
+    from voxguard.cli import EXIT_FILE_FAILED, EXIT_USAGE, _report_error, err
+    from voxguard.errors import VoxguardError
+    from voxguard.models.export import export_seed_cnn
+
+    if not onnx:
+        err.print("only --onnx export is supported")
+        raise typer.Exit(EXIT_USAGE)
+    target = out or weights.with_name(weights.name.removesuffix(".safetensors") + ".onnx")
+    try:
+        diff = export_seed_cnn(str(weights), str(target))
+    except VoxguardError as exc:
+        _report_error(str(weights), exc)
+        raise typer.Exit(EXIT_FILE_FAILED) from None
+    print(f"wrote {target}; max |ONNX - torch| = {diff:.2e} on 256 probe rows")

@@ -80,14 +80,10 @@ def read_feature_table(path: str | Path, *, label_column: str = "LABEL") -> Feat
         if not row:
             continue
         if len(row) != len(header):
-            raise FeatureTableError(
-                f"line {line_no}: {len(row)} fields, expected {len(header)}", path=str(path)
-            )
+            raise FeatureTableError(f"line {line_no}: {len(row)} fields, expected {len(header)}", path=str(path))
         label = row[label_idx].strip().upper()
         if label not in ("REAL", "FAKE"):
-            raise FeatureTableError(
-                f"line {line_no}: label {row[label_idx]!r} is not REAL or FAKE", path=str(path)
-            )
+            raise FeatureTableError(f"line {line_no}: label {row[label_idx]!r} is not REAL or FAKE", path=str(path))
         try:
             rows.append([float(v) for i, v in enumerate(row) if i != label_idx])
         except ValueError as exc:
@@ -174,19 +170,24 @@ def _export_svm(X_train: np.ndarray, y_train: np.ndarray, scaler, svm) -> tuple[
 
 
 def _export_cnn(cnn, scaler) -> tuple[bytes, dict[str, Any]]:
-    """ONNX of standardisation + CNN (so the model takes raw features)."""
+    """ONNX of standardisation + CNN (so the model takes raw features), plus the torch weights
+    as safetensors + JSON so that ``voxguard export`` can convert them again."""
     import tempfile
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "cnn.onnx"
         cnn.to_onnx(str(path), mean=scaler.mean_, scale=scaler.scale_)
         onx = path.read_bytes()
+        weights = Path(tmp) / "cnn.safetensors"
+        cnn.save(str(weights), mean=scaler.mean_, scale=scaler.scale_)
+        native = {"safetensors": weights.read_bytes(), "json": Path(str(weights) + ".json").read_text()}
     output = {
         "name": "logit",
         "index": None,
         "sign": 1,
         "meaning": "logit of P(fake)",
         "calibration": {"type": "logistic", "a": 1.0, "b": 0.0},
+        "_native": native,
     }
     return onx, output
 
@@ -339,19 +340,13 @@ def run_seed_study(
     exported: dict[str, tuple[bytes, dict[str, Any]]] = {}
     for model in models:
         for scaler in SCALER_VARIANTS:
-            (main,) = [
-                r
-                for r in results
-                if (r["model"], r["scaler"], r["protocol"]) == (model, scaler, "seed-split")
-            ]
+            (main,) = [r for r in results if (r["model"], r["scaler"], r["protocol"]) == (model, scaler, "seed-split")]
             row = {"model": model, "scaler": scaler, **_point_metrics(y[main["test_idx"]], main["scores"])}
             split_rows.append(row)
             test_scores.setdefault(model, {})[scaler] = main["scores"]
             if main["exported"] is not None:
                 exported[model] = main["exported"]
-            fold_rows = [
-                r for r in results if (r["model"], r["scaler"], r["protocol"]) == (model, scaler, "cv")
-            ]
+            fold_rows = [r for r in results if (r["model"], r["scaler"], r["protocol"]) == (model, scaler, "cv")]
             if fold_rows:
                 per_fold = [_point_metrics(y[r["test_idx"]], r["scores"]) for r in fold_rows]
                 cv = {"model": model, "scaler": scaler, "folds": len(per_fold)}
@@ -443,12 +438,8 @@ def write_outputs(result: SeedStudyResult, out_dir: str | Path, *, command: str)
                     title="Seed split, every model and scaler variant",
                     table=[{k: v for k, v in r.items() if k != "report"} for r in result.split_rows],
                 ),
-                ReportSection(
-                    title="Stratified cross-validation (mean and std over folds)", table=result.cv_rows
-                ),
-                ReportSection(
-                    title="What these numbers mean", markdown=MEANING, html=f"<p>{html.escape(MEANING)}</p>"
-                ),
+                ReportSection(title="Stratified cross-validation (mean and std over folds)", table=result.cv_rows),
+                ReportSection(title="What these numbers mean", markdown=MEANING, html=f"<p>{html.escape(MEANING)}</p>"),
             ],
         )
         paths[f"report_{model}"] = report.html
@@ -457,6 +448,10 @@ def write_outputs(result: SeedStudyResult, out_dir: str | Path, *, command: str)
         models_dir.mkdir(exist_ok=True)
         onnx_path = models_dir / f"seed-{model}.onnx"
         onnx_path.write_bytes(onx)
+        native = output.pop("_native", None)
+        if native is not None:  # the torch weights, safe format, for `voxguard export`
+            (models_dir / f"seed-{model}.safetensors").write_bytes(native["safetensors"])
+            (models_dir / f"seed-{model}.safetensors.json").write_text(native["json"])
         split_row = next(r for r in result.split_rows if r["model"] == model and r["scaler"] == "train-only")
         card = ModelCard(
             name=f"seed-{model}",

@@ -57,3 +57,45 @@ def fit_platt(scores: np.ndarray, labels: np.ndarray) -> dict[str, float]:
 
     lr = LogisticRegression(C=1e6).fit(np.asarray(scores).reshape(-1, 1), np.asarray(labels))
     return {"type": "logistic", "a": float(lr.coef_[0, 0]), "b": float(lr.intercept_[0])}
+
+
+def export_seed_cnn(weights_path: str, out_path: str, *, n_probe: int = 256, seed: int = 0) -> float:
+    """Convert a seed CNN saved as safetensors + JSON to ONNX and check it against torch.
+
+    The card beside the weights (``NAME.card.json``) is copied next to the ONNX file when it
+    exists. Returns the largest absolute difference between the ONNX and torch logits on
+    ``n_probe`` random feature rows around the training distribution.
+
+    Raises
+    ------
+    ModelError
+        The weights cannot be read, or ONNX and torch disagree by more than 1e-4.
+    """
+    import shutil
+    from pathlib import Path
+
+    import onnxruntime as ort
+
+    from voxguard.models.onnx_model import card_path
+    from voxguard.models.seed_cnn import SeedCNNClassifier
+
+    try:
+        model, meta = SeedCNNClassifier.load(weights_path)
+    except (OSError, KeyError, ValueError, RuntimeError) as exc:
+        raise ModelError(f"cannot read the model weights: {exc}", path=weights_path) from exc
+    mean = np.asarray(meta["mean"] or np.zeros(model.n_features_in_))
+    scale = np.asarray(meta["scale"] or np.ones(model.n_features_in_))
+    model.to_onnx(out_path, mean=mean, scale=scale)
+    rng = np.random.default_rng(seed)
+    probe = (rng.standard_normal((n_probe, model.n_features_in_)) * scale + mean).astype(np.float32)
+    reference = model.decision_function((probe - mean) / scale)
+    session = ort.InferenceSession(out_path, providers=["CPUExecutionProvider"])
+    onnx_out = session.run(None, {"features": probe})[0].reshape(-1)
+    diff = float(np.max(np.abs(onnx_out - reference)))
+    if diff > 1e-4:
+        raise ModelError(f"ONNX and torch disagree by {diff:.2e} (> 1e-4)", path=out_path)
+    stem = Path(weights_path).name.removesuffix(".safetensors")
+    card = Path(weights_path).with_name(stem + ".card.json")
+    if card.is_file() and card.resolve() != card_path(out_path).resolve():
+        shutil.copyfile(card, card_path(out_path))
+    return diff

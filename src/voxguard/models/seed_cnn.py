@@ -117,6 +117,48 @@ class SeedCNNClassifier:
     def predict(self, X: np.ndarray) -> np.ndarray:
         return (self.decision_function(X) > 0).astype(int)
 
+    def save(self, path: str, *, mean: np.ndarray | None = None, scale: np.ndarray | None = None) -> None:
+        """Save the weights as safetensors and the architecture/standardisation as JSON (no pickle).
+
+        Writes ``path`` (``.safetensors``) and ``path`` + ``.json``; :meth:`load` reads them back.
+        """
+        import json
+
+        from safetensors.torch import save_file
+
+        state = {k: v.detach().contiguous() for k, v in self.network_.state_dict().items()}
+        save_file(state, path)
+        meta = {
+            "model": "seed-cnn",
+            "n_features": self.n_features_in_,
+            "mean": None if mean is None else [float(v) for v in mean],
+            "scale": None if scale is None else [float(v) for v in scale],
+            "training": {
+                "epochs": self.epochs,
+                "batch_size": self.batch_size,
+                "learning_rate": self.learning_rate,
+                "seed": self.seed,
+            },
+        }
+        with open(str(path) + ".json", "w") as fh:
+            json.dump(meta, fh, indent=2)
+
+    @classmethod
+    def load(cls, path: str) -> tuple[SeedCNNClassifier, dict]:
+        """Load a model written by :meth:`save`; returns ``(model, metadata)``."""
+        import json
+
+        from safetensors.torch import load_file
+
+        with open(str(path) + ".json") as fh:
+            meta = json.load(fh)
+        model = cls(**{k: meta["training"][k] for k in ("epochs", "batch_size", "learning_rate", "seed")})
+        model.n_features_in_ = int(meta["n_features"])
+        net = build_seed_cnn(model.n_features_in_)
+        net.load_state_dict(load_file(path))
+        model.network_ = net.eval()
+        return model, meta
+
     def to_onnx(self, path: str, *, mean: np.ndarray | None = None, scale: np.ndarray | None = None) -> None:
         """Export to ONNX: input ``features`` (batch, n_features) float32, output ``logit`` (batch,).
 

@@ -124,3 +124,23 @@ def test_integrated_loudness_matches_pyloudnorm(sr):
         ref = pyloudnorm.Meter(sr).integrated_loudness((gain * y).astype(np.float64))
         assert integrated_loudness(gain * y, sr) == pytest.approx(ref, abs=0.01)
     assert integrated_loudness(np.zeros(sr, np.float32), sr) == float("-inf")
+
+
+def test_speech_bounds_do_not_depend_on_gain():
+    y = with_silence(speechlike(SR, 2.0), 0.7, 0.4)
+    reference = detect_speech(y, SR)
+    for gain in (0.003, 0.1, 10.0):  # floats: no clipping at x10
+        act = detect_speech(gain * y, SR)
+        np.testing.assert_array_equal(act.mask, reference.mask)
+
+
+def test_trim_is_stable_when_the_vad_grid_shifts():
+    """Leading silence that is not a multiple of the 30 ms VAD frame shifts WebRTC's grid; the
+    refined bounds (a 10 ms grid) keep the trimmed signal within two 10 ms frames of the unshifted one
+    instead of whole VAD runs."""
+    speech = speechlike(SR, 2.0)
+    base = preprocess(with_silence(speech, 0.6, 0.3), SR)
+    for lead in (0.61, 0.62, 0.75):
+        out = preprocess(with_silence(speech, lead, 0.3), SR)
+        assert abs((out.offset_s - lead) - (base.offset_s - 0.6)) <= 0.021
+        assert abs(len(out.samples) - len(base.samples)) <= 0.031 * SR

@@ -29,7 +29,7 @@ import pyloudnorm
 from scipy import signal
 
 from voxguard.audio.load import ANALYSIS_RATE, check_finite, resample
-from voxguard.audio.vad import SpeechActivity, detect_speech
+from voxguard.audio.vad import SpeechActivity, detect_speech, frame_levels_db
 from voxguard.errors import SilentAudioError, TooShortError
 
 # Below this peak the signal is digital silence (about -100 dBFS: under the 16-bit LSB).
@@ -196,6 +196,31 @@ def requantise(y: np.ndarray, *, bits: int = 16, seed: int = 0) -> np.ndarray:
     return q.astype(np.float32, copy=False)
 
 
+def refine_bounds(
+    y: np.ndarray, sr: int, start_s: float, end_s: float, *, max_extend_s: float = 0.3, floor_db: float = -40.0
+) -> tuple[float, float]:
+    """Move VAD speech bounds outwards to the sound's own onset/offset, at 10 ms resolution.
+
+    WebRTC's decisions on the first and last frames depend on where its 30 ms grid falls, so the
+    same recording with some silence in front could be trimmed 200 ms differently. Here the
+    bounds are extended over adjacent 10 ms frames whose level is within ``floor_db`` of the
+    loudest frame (at most ``max_extend_s``), which does not depend on the grid.
+    """
+    hop = max(1, sr // 100)
+    levels = frame_levels_db(y, hop)
+    if levels.size == 0:
+        return start_s, end_s
+    loud = levels > float(levels.max()) + floor_db
+    reach = int(round(max_extend_s * 100))
+    first, last = int(start_s * 100), min(len(levels), int(np.ceil(end_s * 100)))
+    # Frames before the onset, nearest first: extend while they stay loud.
+    before = loud[max(0, first - reach) : first][::-1]
+    first -= int(np.argmin(before)) if not before.all() else len(before)
+    after = loud[last : last + reach]
+    last += int(np.argmin(after)) if not after.all() else len(after)
+    return first * hop / sr, min(len(y), last * hop) / sr
+
+
 def preprocess(
     y: np.ndarray, sr: int, config: PreprocessConfig | None = None, *, activity: SpeechActivity | None = None
 ) -> Preprocessed:
@@ -248,6 +273,7 @@ def preprocess(
         )
     offset = 0.0
     if cfg.trim_silence:
+        bounds = refine_bounds(y, sr, *bounds)
         # Cut speech plus a fixed margin; where the input has less than the margin, pad with
         # zeros, so that the output length does not depend on how much silence surrounded it.
         margin = int(cfg.trim_margin_s * sr)

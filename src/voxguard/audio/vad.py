@@ -79,7 +79,9 @@ def detect_speech(
     frame_ms : int
         10, 20 or 30 ms (WebRTC's frame sizes).
     dynamic_range_db, floor_dbfs : float
-        Energy gate: frames quieter than ``loudest - dynamic_range_db`` or ``floor_dbfs`` are not speech.
+        Energy gate: frames quieter than ``loudest - dynamic_range_db`` or ``floor_dbfs`` are not
+        speech. Levels are measured after scaling the signal to a peak of 0.9, so the decision
+        does not depend on the input gain.
     min_speech_ms, max_pause_ms : float
         Smoothing: speech runs shorter than ``min_speech_ms`` are dropped, pauses shorter than
         ``max_pause_ms`` inside speech are bridged.
@@ -90,6 +92,12 @@ def detect_speech(
     """
     if sr not in _VAD_RATES:
         y, sr = resample(y, sr, 16_000), 16_000
+    # Decide on a peak-normalised copy: WebRTC's VAD and the absolute floor depend on level, and
+    # the same recording at another gain must give the same speech bounds (the preprocessing
+    # trims at them, so a gain change would otherwise change what the detector scores).
+    peak = float(np.max(np.abs(y))) if len(y) else 0.0
+    if peak > 0:
+        y = y * np.float32(0.9 / peak)
     frame_length = sr * frame_ms // 1000
     n = len(y) // frame_length
     if n == 0:
@@ -104,11 +112,17 @@ def detect_speech(
     )
     levels = frame_levels_db(y, frame_length)
     loud_enough = levels > max(floor_dbfs, float(levels.max()) - dynamic_range_db)
-    mask = voiced & loud_enough
+    raw = voiced & loud_enough
+    mask = raw
     min_run = max(1, round(min_speech_ms / frame_ms))
     max_gap = max(1, round(max_pause_ms / frame_ms))
     if min_run > 1:
-        mask = ndimage.binary_opening(mask, structure=np.ones(min_run, dtype=bool))
+        mask = ndimage.binary_opening(raw, structure=np.ones(min_run, dtype=bool))
+        # Short runs next to real speech (a plosive onset, a final consonant) are speech too: only
+        # isolated blips are dropped. Without this the bounds jump by whole runs when the 30 ms
+        # frame grid shifts, e.g. when silence is added in front of the same recording.
+        near_speech = ndimage.binary_dilation(mask, structure=np.ones(2 * max_gap + 1, dtype=bool))
+        mask = mask | (raw & near_speech)
     if max_gap > 1 and mask.any():
         closed = ndimage.binary_closing(mask, structure=np.ones(max_gap, dtype=bool))
         # binary_closing erodes at the array edges; keep the original decision there.

@@ -158,3 +158,22 @@ def test_train_export_and_scan(tiny_corpus, tmp_path):
     assert fake.probability > real.probability
     html = write_training_report(result, dataset, tmp_path / "report")
     assert html.is_file()
+
+
+def test_nan_frames_do_not_count_in_pooling():
+    frames = np.array([[1.0, np.nan, 3.0, np.nan, 5.0, 7.0], [1.0, 1.0, 1.0, 1.0, 1.0, 1.0]], dtype=np.float32)
+    bounds = np.array([[0, 4], [0, 6], [1, 2]])  # hop 1: frames [0, 4), [0, 6), [1, 2)
+    v = segment_vectors(frames, bounds, hop_length=1)
+    np.testing.assert_allclose(v[0, :2], [2.0, 1.0])  # mean of 1 and 3; the NaNs are skipped
+    np.testing.assert_allclose(v[1, :2], [4.0, 1.0])
+    np.testing.assert_allclose(v[0, 2:], [1.0, 0.0])  # std of 1 and 3
+    assert v[2, 0] == 0.0 and np.isfinite(v).all()  # a segment of only NaN frames pools to 0
+
+
+def test_full_feature_views_are_finite():
+    cfg = SegmentalConfig(views=("spectral", "prosody"))
+    y = np.concatenate([np.zeros(SR // 2, np.float32), speechlike(SR, 3.0)])
+    frames = frame_matrix(y, SR, cfg)
+    assert frames.shape[0] == len(cfg.frame_names())
+    vectors = segment_vectors(frames, segment_bounds(len(y), SR, 2.0, 1.0), cfg.hop_length)
+    assert np.isfinite(vectors).all()

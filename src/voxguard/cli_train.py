@@ -15,6 +15,8 @@ MODEL_PRESETS = {
     "lfcc48-logreg": (("lfcc_4_8k",), "logreg", 1.0),
     "lfcc48-flatness-svm": (("lfcc_4_8k", "band_flatness"), "svm", 3.0),
     "lfcc48h-flatness-svm": (("lfcc_4_8k_hann", "band_flatness"), "svm", 3.0),  # one shared STFT: faster
+    # The seed's proposed "more advanced features": MFCC + LFCC + spectral + prosody + formants.
+    "full-features-svm": (("mfcc", "lfcc", "spectral", "prosody"), "svm", 1.0),
     "lfcc48-flatness-cqcc-svm": (("lfcc_4_8k", "band_flatness", "cqcc"), "svm", 3.0),
 }
 DEFAULT_PRESET = "lfcc48h-flatness-svm"

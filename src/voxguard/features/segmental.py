@@ -15,7 +15,10 @@ Views (all on the same 10 ms frame grid at 16 kHz):
   pre-emphasis), so that with ``band_flatness`` one STFT serves both views;
 - ``band_flatness``: spectral flatness in 16 equal bands of the shared spectrum (cheap, strong);
 - ``cqcc``: 20 constant-Q cepstral coefficients + Δ + ΔΔ;
-- ``lfcc`` / ``mfcc``: full-band cepstra + Δ + ΔΔ (baselines); ``mfcc20``: 20 static MFCC (the seed's).
+- ``lfcc`` / ``mfcc``: full-band cepstra + Δ + ΔΔ (baselines); ``mfcc20``: 20 static MFCC (the seed's);
+- ``spectral``: centroid, bandwidth, roll-off, flatness, zero-crossing rate, 7-band contrast;
+- ``prosody``: F0 in semitones (NaN when unvoiced: such frames do not count in the pooling),
+  voicing, aperiodicity, formants F1-F3, full-band flatness — the seed's "more advanced features".
 """
 
 from __future__ import annotations
@@ -49,7 +52,39 @@ def _view_functions(hop: int) -> dict[str, tuple[Callable[[np.ndarray, int], np.
         "lfcc": (lambda y, sr: spectral.with_deltas(spectral.lfcc(y, sr, n_lfcc=20, hop_length=hop)), cep("lfcc", 20)),
         "mfcc": (lambda y, sr: spectral.with_deltas(spectral.mfcc(y, sr, n_mfcc=20, hop_length=hop)), cep("mfcc", 20)),
         "mfcc20": (lambda y, sr: spectral.mfcc(y, sr, n_mfcc=20, hop_length=hop), [f"mfcc{i + 1}" for i in range(20)]),
+        "spectral": (lambda y, sr: _spectral_descriptors(y, sr, hop), list(SPECTRAL_NAMES)),
+        "prosody": (lambda y, sr: _prosody(y, sr, hop), list(PROSODY_NAMES)),
     }
+
+
+SPECTRAL_NAMES = ("centroid_hz", "bandwidth_hz", "rolloff_hz", "flatness", "zcr", *(f"contrast{i}" for i in range(7)))
+PROSODY_NAMES = ("f0_semitones", "voiced", "aperiodicity", "f1_hz", "f2_hz", "f3_hz", "flatness_full")
+
+
+def _spectral_descriptors(y: np.ndarray, sr: int, hop: int) -> np.ndarray:
+    """Centroid, bandwidth, roll-off, flatness, zero-crossing rate and 7-band contrast per frame."""
+    kw = {"n_fft": 512, "hop_length": hop, "win_length": round(0.025 * sr)}
+    rows = [
+        spectral.spectral_centroid(y, sr, **kw),
+        spectral.spectral_bandwidth(y, sr, **kw),
+        spectral.spectral_rolloff(y, sr, **kw),
+        spectral.spectral_flatness(y, sr, **kw),
+        spectral.zero_crossing_rate(y, sr, frame_length=kw["win_length"], hop_length=hop),
+        spectral.spectral_contrast(y, sr, **kw),
+    ]
+    n = min(r.shape[1] for r in rows)
+    return np.concatenate([r[:, :n] for r in rows], axis=0)
+
+
+def _prosody(y: np.ndarray, sr: int, hop: int) -> np.ndarray:
+    """F0 (semitones re 100 Hz, NaN when unvoiced), voicing, aperiodicity, F1-F3, flatness."""
+    from voxguard.features.prosody import prosody_features
+
+    X, _ = prosody_features(y, sr, hop_length=hop)
+    X = X.copy()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        X[0] = 12.0 * np.log2(X[0] / 100.0)  # semitones: speaker-independent pitch movement scale
+    return X
 
 
 VIEWS = tuple(_view_functions(160))
@@ -153,16 +188,23 @@ def segment_vectors(
         raise FeatureError("no frames to pool")
     first = np.clip(np.ceil(bounds[:, 0] / hop_length).astype(np.int64), 0, n_frames - 1)
     last = np.clip(np.ceil(bounds[:, 1] / hop_length).astype(np.int64), first + 1, n_frames)
-    count = (last - first)[:, None].astype(np.float64)
     # float64 running sums: E[x^2] - E[x]^2 loses precision in float32 over long signals.
     x = frames.T.astype(np.float64)
+    valid = np.isfinite(x)
+    if valid.all():
+        count = np.broadcast_to((last - first)[:, None].astype(np.float64), (len(first), n_feat))
+    else:  # NaN frames (e.g. F0 when unvoiced) do not count; a segment without any gives 0
+        x = np.where(valid, x, 0.0)
+        cv = np.vstack([np.zeros((1, n_feat)), np.cumsum(valid, axis=0)])
+        count = cv[last] - cv[first]
+    safe = np.maximum(count, 1.0)
     c1 = np.vstack([np.zeros((1, n_feat)), np.cumsum(x, axis=0)])
-    mean = (c1[last] - c1[first]) / count
+    mean = (c1[last] - c1[first]) / safe
     out = []
     if "mean" in stats:
         out.append(mean)
     if "std" in stats:
         c2 = np.vstack([np.zeros((1, n_feat)), np.cumsum(x * x, axis=0)])
-        var = (c2[last] - c2[first]) / count - mean * mean
+        var = (c2[last] - c2[first]) / safe - mean * mean
         out.append(np.sqrt(np.maximum(var, 0.0)))
     return np.hstack(out).astype(np.float32)

@@ -19,7 +19,7 @@ $(VENV)/.core: $(BIN)/python pyproject.toml
 # Development install: training extras (torch first, from the local wheel) and test tools.
 $(VENV)/.dev: $(VENV)/.core
 	$(BIN)/pip install --quiet "$(TORCH_SPEC)"
-	$(BIN)/pip install --quiet -e ".[train,dev]"
+	$(BIN)/pip install --quiet -e ".[train,server,dev]"
 	touch $@
 
 demo: $(VENV)/.core

@@ -284,12 +284,14 @@ def bench_features_cmd(
 
 from voxguard.cli_corpus import corpus_app as _corpus_app  # noqa: E402
 from voxguard.cli_scan import scan as _scan  # noqa: E402
+from voxguard.cli_serve import serve as _serve  # noqa: E402
 from voxguard.cli_synth import synth as _synth  # noqa: E402
 from voxguard.cli_train import compare as _compare  # noqa: E402
 from voxguard.cli_train import export as _export  # noqa: E402
 from voxguard.cli_train import train as _train  # noqa: E402
 
 app.command("scan")(_scan)
+app.command("serve")(_serve)
 app.command("train")(_train)
 app.command("compare")(_compare)
 app.command("export")(_export)

@@ -1,0 +1,110 @@
+"""Request and response bodies (pydantic): they make the OpenAPI document precise."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class ErrorReply(BaseModel):
+    """Every error reply: a stable machine-readable ``error`` code and a readable ``message``."""
+
+    error: str = Field(examples=["not_audio"])
+    message: str = Field(examples=["not a recognised audio format"])
+
+
+class SegmentOut(BaseModel):
+    start_s: float | None
+    end_s: float | None
+    probability: float | None
+    score: float | None
+    speech_fraction: float | None
+    eligible: bool
+
+
+class ScanError(BaseModel):
+    code: str
+    message: str
+
+
+class ScanOut(BaseModel):
+    """A scan result: ``ScanResult.to_dict()`` plus the stored scan's ``id``."""
+
+    model_config = ConfigDict(protected_namespaces=())
+
+    id: str
+    created: str | None
+    sha256: str
+    path: str
+    verdict: Literal["REAL", "FAKE", "UNCERTAIN"] | None
+    probability: float | None
+    score: float | None
+    threshold: float | None
+    operating_point: str
+    margin: float | None
+    model: str
+    duration_s: float | None
+    speech_s: float | None
+    segment_s: float | None
+    hop_s: float | None
+    mode: str | None
+    reason: str | None
+    error: ScanError | None = None
+    elapsed_s: float | None
+    plot: str | None = None
+    timeline: list[SegmentOut]
+
+
+class FeedbackIn(BaseModel):
+    """A correction of a scan's verdict."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    label: Literal["real", "fake"] = Field(description="The true class of the recording.")
+    note: str | None = Field(default=None, max_length=2000)
+
+
+class FeedbackOut(BaseModel):
+    id: str
+    scan_id: str
+    label: Literal["real", "fake"]
+    note: str | None
+    created: str | None
+
+
+class StoredScanOut(ScanOut):
+    """A stored scan with the feedback given on it."""
+
+    feedback: list[FeedbackOut] = []
+
+
+class ModelInfo(BaseModel):
+    model_config = ConfigDict(protected_namespaces=())
+
+    name: str
+    model_type: str
+    created: str
+    loaded: bool
+    default: bool
+    segment_s: float | None = None
+    thresholds: dict[str, float] = {}
+    metrics: dict[str, Any] = {}
+    notes: list[str] = []
+
+
+class ModelsOut(BaseModel):
+    loaded: str
+    models: list[ModelInfo]
+
+
+class HealthOut(BaseModel):
+    status: str
+
+
+class ReadyOut(BaseModel):
+    status: str
+    model: str | None
+    database: str
+    schema_version: int | None = None
+    scans_running: int = 0

@@ -1,0 +1,193 @@
+"""The service's state (model, database, scan slots) and the scan itself, independent of HTTP.
+
+Scans are CPU-bound and run in worker threads. A slot (a counter under a lock) is taken
+before a scan starts and given back by the worker thread when the scan really ends, so
+a scan that outlived its request timeout (threads cannot be killed) still counts against
+``max_concurrent`` and the limit holds for the CPU, not just for open requests.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+import anyio.to_thread
+import numpy as np
+
+from voxguard.audio import iter_blocks, probe
+from voxguard.errors import TooLongError
+from voxguard.scan import Scanner, ScanResult
+from voxguard.server.errors import BadRequestError, BusyError, ScanTimeoutError
+from voxguard.server.settings import Settings
+from voxguard.server.storage import Storage
+from voxguard.server.upload import Upload
+
+
+@dataclass(frozen=True)
+class ScanOptions:
+    """Per-request scanner overrides (``None``: the loaded scanner's own)."""
+
+    segment_s: float | None = None
+    hop_s: float | None = None
+    threshold: float | None = None
+
+    @property
+    def is_default(self) -> bool:
+        return self.segment_s is None and self.hop_s is None and self.threshold is None
+
+
+def _finite_list(a: np.ndarray) -> list[float | None]:
+    return [float(x) if math.isfinite(x) else None for x in np.asarray(a, dtype=np.float64)]
+
+
+def segment_features(result: ScanResult) -> dict[str, Any]:
+    """Per-segment arrays at full precision, column-wise (what ``scans.features`` stores)."""
+    tl = result.timeline
+    return {
+        "model": result.model,
+        "start_s": _finite_list(tl.starts_s),
+        "end_s": _finite_list(tl.ends_s),
+        "probability": _finite_list(tl.proba),
+        "score": _finite_list(tl.scores),
+        "speech_fraction": _finite_list(tl.speech_fraction),
+        "eligible": [bool(x) for x in tl.eligible],
+    }
+
+
+class _Slot:
+    """One taken scan slot, released exactly once.
+
+    The worker thread ``claim``s it when it starts and releases it when it ends; if the request
+    gives up before the thread started (timeout while queued), ``abandon`` releases it and the
+    thread, should it still start, does nothing.
+    """
+
+    def __init__(self, service: Service) -> None:
+        self._service = service
+        self._lock = threading.Lock()
+        self._state = "queued"  # -> running -> done, or queued -> abandoned
+
+    def claim(self) -> bool:
+        with self._lock:
+            if self._state != "queued":
+                return False
+            self._state = "running"
+            return True
+
+    def abandon(self) -> None:
+        with self._lock:
+            if self._state == "queued":
+                self._state = "abandoned"
+                self._service._release()
+
+    def release(self) -> None:
+        with self._lock:
+            if self._state == "running":
+                self._state = "done"
+                self._service._release()
+
+
+@dataclass
+class Service:
+    """What the app holds between requests."""
+
+    settings: Settings
+    scanner: Scanner
+    storage: Storage
+    _busy: int = field(default=0, init=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+
+    @property
+    def running(self) -> int:
+        """Scans running or queued now (including ones whose requests already timed out)."""
+        return self._busy
+
+    def has_free_slot(self) -> bool:
+        return self._busy < self.settings.max_concurrent
+
+    def _take_slot(self) -> _Slot:
+        with self._lock:
+            if self._busy >= self.settings.max_concurrent:
+                raise BusyError(f"all {self.settings.max_concurrent} scan slots are busy; retry in a few seconds")
+            self._busy += 1
+        return _Slot(self)
+
+    def _release(self) -> None:
+        with self._lock:
+            self._busy -= 1
+
+    def _scanner_for(self, options: ScanOptions) -> Scanner:
+        if options.is_default:
+            return self.scanner
+        base = self.scanner
+        try:
+            return Scanner(
+                base.detector,
+                segment_s=options.segment_s,
+                hop_s=options.hop_s,
+                threshold=options.threshold,
+                operating_point=base.operating_point if options.threshold is None else "eer",
+                margin=base.margin,
+            )
+        except ValueError as exc:  # inconsistent parameters
+            raise BadRequestError(str(exc)) from None
+
+    def _check_duration(self, data: bytes) -> None:
+        """Refuse recordings over ``max_duration_s`` before scoring them."""
+        limit = self.settings.max_duration_s
+        info = probe(data)
+        if info.duration_s is not None:
+            if info.duration_s > limit:
+                raise TooLongError(f"{info.duration_s:.1f} s exceeds the limit of {limit:g} s")
+        else:
+            # No length in the header (some streamed codecs): decode once, counting, to find out.
+            for _ in iter_blocks(data, sr=None, max_duration_s=limit):
+                pass
+
+    def scan_sync(self, upload: Upload, options: ScanOptions) -> dict[str, Any]:
+        """Check, scan and store one upload (runs in a worker thread)."""
+        self._check_duration(upload.data)
+        scanner = self._scanner_for(options)
+        result = scanner.scan(upload.data, name=upload.filename)
+        if result.duration_s is not None and result.duration_s > self.settings.max_duration_s + 0.5:
+            # The header understated the length; the scan is done, but the contract is the limit.
+            raise TooLongError(f"{result.duration_s:.1f} s exceeds the limit of {self.settings.max_duration_s:g} s")
+        out = result.to_dict()
+        out["path"] = upload.filename
+        sha = upload.sha256
+        stored = self.storage.add_scan(
+            model=result.model,
+            file_sha256=sha,
+            filename=upload.filename,
+            result=out,
+            features=segment_features(result),
+            audio=upload.data if self.settings.keep_audio else None,
+        )
+        return {"id": stored["id"], "created": stored["created"], "sha256": sha, **out}
+
+    async def scan(self, upload: Upload, options: ScanOptions) -> dict[str, Any]:
+        """Scan off the event loop, within the concurrency limit and the request timeout."""
+        slot = self._take_slot()
+
+        def work() -> dict[str, Any] | None:
+            if not slot.claim():
+                return None  # the request already gave up
+            try:
+                return self.scan_sync(upload, options)
+            finally:
+                slot.release()
+
+        try:
+            with anyio.fail_after(self.settings.request_timeout_s):
+                out = await anyio.to_thread.run_sync(work, abandon_on_cancel=True)
+        except TimeoutError:
+            raise ScanTimeoutError(
+                f"the scan took longer than {self.settings.request_timeout_s:g} s; try a shorter recording"
+            ) from None
+        finally:
+            slot.abandon()  # no-op unless the thread never started
+        assert out is not None
+        return out

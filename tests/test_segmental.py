@@ -177,3 +177,24 @@ def test_full_feature_views_are_finite():
     assert frames.shape[0] == len(cfg.frame_names())
     vectors = segment_vectors(frames, segment_bounds(len(y), SR, 2.0, 1.0), cfg.hop_length)
     assert np.isfinite(vectors).all()
+
+
+def test_cross_corpus_protocol(tiny_corpus):
+    from voxguard.datasets import load_manifest
+    from voxguard.datasets.splits import cross_corpus_split
+    from voxguard.evaluate.protocols import run_protocol
+    from voxguard.models.segmental import SegmentalClassifier, build_segment_table
+
+    full = load_manifest(tiny_corpus)
+    half = np.arange(len(full)) < len(full) // 2
+    corpus_a = full.filter(lambda item: half[int(item.utt_group[1:])])
+    corpus_b = full.filter(lambda item: not half[int(item.utt_group[1:])])
+    dataset, split = cross_corpus_split(corpus_a, corpus_b)
+    model = SegmentalClassifier(C=1.0, segment_s=2.0, hop_s=1.0)
+    table = build_segment_table(dataset, model, augment=False, workers=1, progress=False)
+    result = run_protocol(
+        dataset, table, lambda: SegmentalClassifier(C=1.0, segment_s=2.0, hop_s=1.0), protocol="cross", split=split
+    )
+    tested = ~np.isnan(result.scores)
+    assert tested.sum() == len(corpus_b) and not tested[: len(corpus_a)].any()  # only corpus B is scored
+    assert set(result.fold_eer) == {"cross"} and result.fold_eer["cross"] < 0.5

@@ -91,13 +91,20 @@ def train(
 def compare(
     manifests: Annotated[list[Path], typer.Argument(help="Manifest CSVs or dataset folders.")],
     models: Annotated[str, typer.Option(help="Comma-separated presets.")] = ",".join(MODEL_PRESETS),
-    protocol: Annotated[str, typer.Option(help="grouped, lofo or grouped,lofo.")] = "grouped,lofo",
+    protocol: Annotated[str, typer.Option(help="grouped, lofo or grouped,lofo (ignored with --test-on).")] = (
+        "grouped,lofo"
+    ),
+    test_on: Annotated[
+        list[Path] | None,
+        typer.Option("--test-on", help="Cross-corpus: train on MANIFESTS, test on these (repeatable)."),
+    ] = None,
     augment: Annotated[bool, typer.Option(help="Train with one degraded copy of every clip.")] = True,
     out: Annotated[Path | None, typer.Option(help="Write the Markdown table to this file.")] = None,
     workers: Annotated[int, typer.Option(help="Worker processes for feature extraction.")] = 2,
     seed: Annotated[int, typer.Option(help="Seed for folds and augmentation.")] = 0,
 ) -> None:
-    """Compare model presets under grouped CV and leave-one-family-out on the same data."""
+    """Compare model presets under grouped CV and leave-one-family-out, or train on one corpus and
+    test on another (--test-on)."""
     import time
 
     from voxguard.cli import err
@@ -105,7 +112,14 @@ def compare(
     from voxguard.evaluate.training import describe_protocol_rows
     from voxguard.models.segmental import build_segment_table
 
-    dataset = _load(manifests)
+    split = None
+    if test_on:
+        from voxguard.datasets.splits import cross_corpus_split
+
+        dataset, split = cross_corpus_split(_load(manifests), _load(test_on))
+        protocol = "cross"
+    else:
+        dataset = _load(manifests)
     labels = dataset.labels()
     rows = []
     for preset in [m.strip() for m in models.split(",") if m.strip()]:
@@ -119,12 +133,13 @@ def compare(
                 table,
                 lambda preset=preset: _model(preset, None),
                 protocol=proto,
+                split=split,
                 seed=seed,
                 name=preset,
                 log=lambda line: err.print(line, highlight=False),
             )
             rows.append(result.summary(labels) | {"features_wall_s": feat_s})
-        print(describe_protocol_rows(rows[-2:]), flush=True)
+        print(describe_protocol_rows([r for r in rows if r["model"] == preset]), flush=True)
     text = describe_protocol_rows(rows)
     print(text)
     if out is not None:

@@ -3,7 +3,10 @@
 - ``grouped``: grouped, stratified k-fold by ``utt_group`` (a real recording and its fakes never
   straddle train and test);
 - ``lofo``: leave-one-family-out — train without a generator family, test on it (plus held-out
-  real clips); the number that predicts behaviour on new generators.
+  real clips); the number that predicts behaviour on new generators;
+- ``cross``: train on one corpus, test on another (``split`` from
+  :func:`voxguard.datasets.splits.cross_corpus_split`): new speakers, texts, recording chains and
+  generators at once.
 
 Training rows may include degraded copies (augmentation); test rows are always the clean clips.
 A clip's score is the mean of its segment scores.
@@ -21,7 +24,7 @@ import numpy as np
 from voxguard.evaluate import metrics
 from voxguard.models.segmental import SegmentalClassifier, SegmentTable, clip_scores
 
-PROTOCOLS = ("grouped", "lofo")
+PROTOCOLS = ("grouped", "lofo", "cross")
 
 
 @dataclass
@@ -75,9 +78,14 @@ def run_protocol(
     folds: int = 5,
     seed: int = 0,
     name: str = "model",
+    split: Any = None,
     log: Callable[[str], None] = lambda _m: None,
 ) -> ProtocolResult:
-    """Out-of-fold clip scores of ``make()`` on ``dataset`` under ``protocol``."""
+    """Out-of-fold clip scores of ``make()`` on ``dataset`` under ``protocol``.
+
+    ``split`` (a :class:`voxguard.datasets.splits.Split`) is required for ``cross`` and ignored
+    otherwise.
+    """
     from voxguard.datasets.splits import group_kfold, leave_one_family_out
 
     labels = dataset.labels()
@@ -93,6 +101,10 @@ def run_protocol(
         for s in leave_one_family_out(dataset, seed=seed):
             spoof_test = s.test[labels[s.test] == 1]
             splits.append((str(families[spoof_test[0]]) if len(spoof_test) else "?", s))
+    elif protocol == "cross":
+        if split is None:
+            raise ValueError("the cross protocol needs a split (datasets.splits.cross_corpus_split)")
+        splits = [("cross", split)]
     else:
         raise ValueError(f"unknown protocol {protocol!r}; choose from {', '.join(PROTOCOLS)}")
     for key, split in splits:

@@ -1,4 +1,6 @@
-"""Feature-extraction speed: voxguard against librosa on the same synthetic speech.
+"""Speed benchmarks: feature extraction against librosa, and the whole scan path against the seed.
+
+Feature-extraction speed: voxguard against librosa on the same synthetic speech.
 
 :func:`bench_features` measures CPU time (``time.process_time``, best of ``repeats``) of each feature
 kind in this process, for voxguard and, when librosa is installed, for the equivalent librosa
@@ -9,14 +11,28 @@ Both sides run single-threaded: scipy's FFT uses one worker, and BLAS (which lib
 and voxguard's filterbank products call) is limited to one thread through ``threadpoolctl`` when
 it is installed. Without it, a multi-threaded BLAS may add the CPU time of idle-spinning threads
 to both sides; the table says which case applied.
+
+:func:`bench_scan` times every stage of scanning (decoding, the canonical preprocessing, each
+feature view of the model, ONNX inference, the whole ``Scanner.scan``) next to the seed study's
+pipeline (librosa features per 1-s window + a scikit-learn RBF SVC) on the same audio in the same
+process, in CPU seconds and wall seconds. :func:`peak_rss_scan` measures the peak resident memory
+of scanning a long generated recording in a fresh subprocess.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
+import math
+import os
+import platform
+import subprocess
+import sys
+import tempfile
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -26,7 +42,16 @@ import scipy.signal
 from voxguard.features import spectral as sp
 from voxguard.features.deepvoice import deepvoice_features
 
-__all__ = ["bench_features", "format_bench_table", "synth_speech"]
+__all__ = [
+    "bench_features",
+    "bench_scan",
+    "format_bench_table",
+    "format_scan_bench",
+    "machine_info",
+    "peak_rss_scan",
+    "synth_speech",
+    "write_speech_wav",
+]
 
 # voxguard's speech front-end parameters at 16 kHz, used for both sides of every comparison.
 _STFT = {"n_fft": 512, "hop_length": 160, "win_length": 400}
@@ -246,3 +271,481 @@ def format_bench_table(rows: list[dict[str, Any]]) -> str:
         threads = "BLAS limited to 1 thread" if rows[0]["single_thread"] else "BLAS threads not limited"
         lines.append(f"({rows[0]['audio_s']:g} s of synthetic speech, CPU time, best run; {threads})")
     return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------
+# The scan path, stage by stage, against the seed pipeline.
+
+#: Row names of :func:`bench_scan` (feature rows are named ``features: VIEW`` after the model's views).
+SEED_STAGE = "seed pipeline (librosa + sklearn SVC)"
+SCAN_STAGE = "scan (load_detector().scan)"
+_SYNTH_BLOCK_S = 30.0  # synth_speech's memory grows ~45 bytes per harmonic per sample: generate in blocks
+
+
+def write_speech_wav(
+    path: str | os.PathLike[str], duration_s: float, sr: int = 16000, *, block_s: float = _SYNTH_BLOCK_S
+) -> float:
+    """Write a deterministic speech-like 16-bit mono WAV, generated and written block by block.
+
+    Block ``i`` is :func:`synth_speech` of ``block_s`` seconds with seed ``i``. At most 120 s of
+    distinct audio is generated (and kept, float32); longer files repeat those blocks cyclically,
+    so an hour-long file costs seconds to make and memory does not grow with its length.
+
+    Parameters
+    ----------
+    path : path
+        Output file (WAV, PCM 16-bit).
+    duration_s : float
+        Length in seconds.
+    sr : int
+        Sample rate in Hz.
+    block_s : float
+        Seconds generated per :func:`synth_speech` call.
+
+    Returns
+    -------
+    float
+        The duration written, in seconds.
+    """
+    import soundfile as sf
+
+    if duration_s <= 0 or block_s <= 0:
+        raise ValueError("duration_s and block_s must be positive")
+    total = int(round(duration_s * sr))
+    block_n = max(1, int(round(block_s * sr)))
+    n_unique = max(1, min(math.ceil(total / block_n), math.ceil(120.0 / block_s)))
+    cache: dict[int, np.ndarray] = {}
+    written = 0
+    with sf.SoundFile(str(path), mode="w", samplerate=sr, channels=1, subtype="PCM_16", format="WAV") as fh:
+        i = 0
+        while written < total:
+            key = i % n_unique
+            if key not in cache:
+                cache[key] = synth_speech(block_n / sr, sr, seed=key)
+            block = cache[key][: total - written]
+            fh.write(block)
+            written += len(block)
+            i += 1
+    return written / sr
+
+
+def _timed(fn: Callable[[], Any], repeats: int) -> tuple[float, float]:
+    """Best CPU seconds and best wall seconds of ``repeats`` runs after one untimed warm-up run."""
+    fn()
+    best_cpu = best_wall = float("inf")
+    for _ in range(max(1, repeats)):
+        c0, w0 = time.process_time(), time.perf_counter()
+        fn()
+        best_cpu = min(best_cpu, time.process_time() - c0)
+        best_wall = min(best_wall, time.perf_counter() - w0)
+    return max(best_cpu, 1e-9), max(best_wall, 1e-9)
+
+
+def _seed_classifier(n_support: int, n_features: int = 26, seed: int = 0) -> tuple[Any, Any]:
+    """A ``StandardScaler`` + ``SVC(kernel="rbf")`` fitted on random data with about ``n_support``
+    support vectors, so that its ``predict`` costs what the seed's SVM would (the cost of an RBF
+    SVM is proportional to its support vectors, not to what it learned)."""
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.svm import SVC
+
+    rng = np.random.default_rng(seed)
+    n = round(n_support / 0.97)  # random labels: ~97 % of the points become support vectors
+    X = rng.standard_normal((n, n_features))
+    labels = rng.integers(0, 2, size=n)
+    scaler = StandardScaler().fit(X)
+    svc = SVC(kernel="rbf", C=1.0, gamma="scale").fit(scaler.transform(X), labels)
+    return scaler, svc
+
+
+def _seed_pipeline(paths: Sequence[Path], librosa: Any, scaler: Any, svc: Any) -> Callable[[], list[np.ndarray]]:
+    """The seed study's path: native-rate ``librosa.load``, its 26 features per 1-s window, SVC."""
+
+    def window_features(y: np.ndarray, sr: int) -> np.ndarray:
+        rows = []
+        for start in range(0, len(y) - sr + 1, sr):
+            c = y[start : start + sr]
+            row = [
+                np.mean(librosa.feature.chroma_stft(y=c, sr=sr)),
+                np.mean(librosa.feature.rms(y=c)),
+                np.mean(librosa.feature.spectral_centroid(y=c, sr=sr)),
+                np.mean(librosa.feature.spectral_bandwidth(y=c, sr=sr)),
+                np.mean(librosa.feature.spectral_rolloff(y=c, sr=sr)),
+                np.mean(librosa.feature.zero_crossing_rate(c)),
+            ]
+            rows.append(row + list(np.mean(librosa.feature.mfcc(y=c, sr=sr, n_mfcc=20), axis=1)))
+        return np.array(rows, dtype=np.float64).reshape(-1, 26)
+
+    def run() -> list[np.ndarray]:
+        out = []
+        for p in paths:
+            y, sr = librosa.load(str(p), sr=None)
+            X = window_features(y, int(sr))
+            out.append(svc.predict(scaler.transform(X)) if len(X) else np.zeros(0))
+        return out
+
+    return run
+
+
+def bench_scan(
+    files_or_duration: float | Sequence[str | os.PathLike[str]],
+    *,
+    repeats: int = 3,
+    model: str | os.PathLike[str] | None = None,
+    sr: int = 16000,
+    seed_support_vectors: int = 2000,
+) -> list[dict[str, Any]]:
+    """Time each stage of a scan, and the seed study's pipeline, on the same audio in one process.
+
+    Stages (each over all inputs; the audio is decoded/prepared once beforehand for the stages
+    that start from it):
+
+    - ``decode``: :func:`voxguard.audio.load` at the model's rate (resampling included);
+    - ``preprocess``: the model's canonical preprocessing (``Detector.prepare_array``: DC, VAD,
+      trimming, BS.1770 loudness, re-quantisation) on the decoded signal;
+    - ``features: VIEW``: :func:`~voxguard.features.segmental.frame_matrix` with one view of the
+      model's config at a time, then ``features: all views`` (one shared STFT, as scanning does)
+      and ``pooling`` (:func:`~voxguard.features.segmental.segment_vectors`); for a window-level
+      model (``seed-svm``) a single ``features: deepvoice`` row;
+    - ``ONNX inference``: ``detector.model.score`` on precomputed segment vectors (segments of
+      the model's ``segment_s`` every half of it, as the scanner cuts them);
+    - ``scan``: ``load_detector(model).scan(path)``, everything included;
+    - the seed pipeline: ``librosa.load(sr=None)``, the 26 DEEP-VOICE features per 1-s window
+      computed with librosa as the seed did, ``StandardScaler`` + ``SVC(kernel="rbf").predict``
+      (fitted beforehand on random data with ~``seed_support_vectors`` support vectors);
+    - the seed model through voxguard: native-rate decode + :func:`deepvoice_features` +
+      the shipped ``seed-svm`` ONNX model, and ``load_detector("seed-svm").scan``.
+
+    Parameters
+    ----------
+    files_or_duration : float or sequence of paths
+        Audio files, or a duration in seconds of :func:`synth_speech` audio written to a
+        temporary 16-bit WAV (:func:`write_speech_wav`).
+    repeats : int
+        Timed runs per stage after one untimed warm-up run; the best CPU time and the best wall
+        time are kept (separately).
+    model : str or path, optional
+        Shipped model name or ``.onnx`` path (default: the default model).
+    sr : int
+        Sample rate of the generated WAV.
+    seed_support_vectors : int
+        Support vectors of the stand-in seed SVM.
+
+    Returns
+    -------
+    list of dict
+        One row per stage: ``stage``, ``audio_s`` (seconds of input audio, before trimming),
+        ``cpu_s``, ``wall_s``, ``xrt_cpu`` and ``xrt_wall`` (audio seconds per CPU / wall second),
+        ``vs_seed_cpu`` and ``vs_seed_wall`` (seed pipeline time / this stage's time: how many
+        times less time it takes than the whole seed pipeline on the same audio; ``None`` without
+        librosa/scikit-learn), ``note``, ``model``, ``single_thread`` (BLAS limited to one thread).
+        The seed row has ``None`` timings and ``note == "not installed"`` when librosa or
+        scikit-learn is missing.
+    """
+    from voxguard.audio import load, segment_bounds
+    from voxguard.features.segmental import SegmentalConfig, frame_matrix, segment_vectors
+    from voxguard.scan import load_detector
+
+    with contextlib.ExitStack() as stack:
+        if isinstance(files_or_duration, int | float):
+            tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="voxguard-bench-")))
+            paths = [tmp / f"speech_{files_or_duration:g}s.wav"]
+            write_speech_wav(paths[0], float(files_or_duration), sr)
+        else:
+            paths = [Path(p) for p in files_or_duration]
+            if not paths:
+                raise ValueError("no input files")
+
+        scanner = load_detector(model)
+        det = scanner.detector
+        seed_scanner = load_detector("seed-svm")
+        seed_det = seed_scanner.detector
+        decoded = [load(p, sr=det.sample_rate, max_duration_s=None) for p in paths]
+        audio_s = sum(a.duration_s for a in decoded)
+        prepared = [det.prepare_array(a.samples, a.sample_rate) for a in decoded]
+
+        stages: list[tuple[str, Callable[[], Any], str]] = [
+            (
+                "decode (voxguard.audio.load)",
+                lambda: [load(p, sr=det.sample_rate, max_duration_s=None) for p in paths],
+                "",
+            )
+        ]
+        if det.preprocess_config is not None:
+            stages.append(
+                (
+                    "preprocess (canonical)",
+                    lambda: [det.prepare_array(a.samples, a.sample_rate) for a in decoded],
+                    "VAD, trim, BS.1770 loudness, re-quantise",
+                )
+            )
+        cfg = det.segmental
+        if cfg is not None:
+            for view in cfg.views:
+                one = SegmentalConfig(views=(view,), stats=cfg.stats, sample_rate=cfg.sample_rate)
+                stages.append(
+                    (f"features: {view}", lambda one=one: [frame_matrix(y, s, one) for y, s, _ in prepared], "")
+                )
+            frames = [frame_matrix(y, s, cfg) for y, s, _ in prepared]
+            bounds = [segment_bounds(len(y), s, det.segment_s, det.segment_s / 2) for y, s, _ in prepared]
+            stages.append(
+                (
+                    "features: all views",
+                    lambda: [frame_matrix(y, s, cfg) for y, s, _ in prepared],
+                    "one shared STFT, as scanning computes them",
+                )
+            )
+            stages.append(
+                (
+                    "pooling (segment mean/std)",
+                    lambda: [
+                        segment_vectors(f, b, cfg.hop_length, cfg.stats) for f, b in zip(frames, bounds, strict=True)
+                    ],
+                    "",
+                )
+            )
+            vectors = [segment_vectors(f, b, cfg.hop_length, cfg.stats) for f, b in zip(frames, bounds, strict=True)]
+        else:
+            stages.append(
+                (f"features: {det.kind}", lambda: [det.features(y, s) for y, s, _ in prepared], "per 1-s window")
+            )
+            vectors = [det.features(y, s)[0] for y, s, _ in prepared]
+        n_vec = sum(len(v) for v in vectors)
+        stages.append(
+            (
+                "ONNX inference",
+                lambda: [det.model.score(v) for v in vectors],
+                f"{n_vec} vectors of {vectors[0].shape[1] if vectors else 0} features",
+            )
+        )
+        stages.append((SCAN_STAGE, lambda: [scanner.scan(p) for p in paths], f"model {det.name}"))
+
+        def seed_via_voxguard() -> list[np.ndarray]:
+            out = []
+            for p in paths:
+                a = load(p, sr=None, max_duration_s=None)
+                X, _ = seed_det.features(a.samples, a.sample_rate)
+                out.append(seed_det.model.score(X))
+            return out
+
+        stages.append(
+            (
+                "seed-svm via voxguard (deepvoice + ONNX)",
+                seed_via_voxguard,
+                "native-rate decode, 26 features per 1-s window, seed-svm ONNX",
+            )
+        )
+        stages.append(
+            ("seed-svm scan (load_detector('seed-svm').scan)", lambda: [seed_scanner.scan(p) for p in paths], "")
+        )
+
+        try:
+            import librosa
+
+            scaler, svc = _seed_classifier(seed_support_vectors)
+            seed_fn: Callable[[], Any] | None = _seed_pipeline(paths, librosa, scaler, svc)
+            seed_note = f"librosa {librosa.__version__}, SVC with {int(svc.n_support_.sum())} support vectors"
+        except ImportError:
+            seed_fn, seed_note = None, "not installed"
+
+        rows: list[dict[str, Any]] = []
+        with _single_thread() as limited, warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            for name, fn, note in stages:
+                cpu, wall = _timed(fn, repeats)
+                rows.append(_scan_row(name, audio_s, cpu, wall, note, det.name, limited))
+            if seed_fn is not None:
+                cpu, wall = _timed(seed_fn, repeats)
+                rows.append(_scan_row(SEED_STAGE, audio_s, cpu, wall, seed_note, "seed SVC (stand-in)", limited))
+            else:
+                rows.append(_scan_row(SEED_STAGE, audio_s, None, None, seed_note, "seed SVC (stand-in)", limited))
+
+    seed = rows[-1]
+    for r in rows:
+        if seed["cpu_s"] is not None and r["cpu_s"] is not None:
+            r["vs_seed_cpu"] = seed["cpu_s"] / r["cpu_s"]
+            r["vs_seed_wall"] = seed["wall_s"] / r["wall_s"]
+    return rows
+
+
+def _scan_row(
+    stage: str, audio_s: float, cpu: float | None, wall: float | None, note: str, model: str, limited: bool
+) -> dict[str, Any]:
+    return {
+        "stage": stage,
+        "audio_s": audio_s,
+        "cpu_s": cpu,
+        "wall_s": wall,
+        "xrt_cpu": None if cpu is None else audio_s / cpu,
+        "xrt_wall": None if wall is None else audio_s / wall,
+        "vs_seed_cpu": None,
+        "vs_seed_wall": None,
+        "note": note,
+        "model": model,
+        "single_thread": limited,
+    }
+
+
+def format_scan_bench(rows: list[dict[str, Any]], *, markdown: bool = False) -> str:
+    """Table of :func:`bench_scan` rows: x real time per CPU second and per wall second, and the
+    ratio to the seed pipeline (seed time / stage time), as plain text or Markdown."""
+
+    def num(v: float | None, fmt: str, suffix: str = "") -> str:
+        return "-" if v is None else format(v, fmt) + suffix
+
+    cols = ("stage", "x RT / CPU s", "x RT / wall s", "vs seed (CPU)", "vs seed (wall)", "note")
+    body = [
+        (
+            r["stage"],
+            num(r["xrt_cpu"], ",.0f"),
+            num(r["xrt_wall"], ",.0f"),
+            num(r["vs_seed_cpu"], ",.1f", "x"),
+            num(r["vs_seed_wall"], ",.1f", "x"),
+            r["note"],
+        )
+        for r in rows
+    ]
+    if markdown:
+        lines = ["| " + " | ".join(cols) + " |", "|" + "|".join([":---", *["---:"] * 4, ":---"]) + "|"]
+        lines += ["| " + " | ".join(b) + " |" for b in body]
+    else:
+        widths = [max(len(c), *(len(b[i]) for b in body)) if body else len(c) for i, c in enumerate(cols)]
+        fmt = "  ".join(f"{{:<{w}}}" if i in (0, len(cols) - 1) else f"{{:>{w}}}" for i, w in enumerate(widths))
+        lines = [fmt.format(*cols).rstrip(), "-" * sum(widths[:-1]) + "-" * (2 * (len(cols) - 1))]
+        lines += [fmt.format(*b).rstrip() for b in body]
+    if rows:
+        threads = "BLAS limited to 1 thread" if rows[0]["single_thread"] else "BLAS threads not limited"
+        lines.append("")
+        lines.append(
+            f"({rows[0]['audio_s']:g} s of audio; best run of each; ONNX Runtime 1 thread; {threads}; "
+            f"'vs seed' = seed pipeline time / stage time)"
+        )
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------
+# Peak memory of scanning a long recording.
+
+_RSS_CHILD = r"""
+import json, sys, time
+
+def hwm_kb():
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    raise RuntimeError("no VmHWM in /proc/self/status")
+
+import voxguard
+model = sys.argv[2] or None
+scanner = voxguard.load_detector(model)
+base = hwm_kb()
+c0, w0 = time.process_time(), time.perf_counter()
+result = scanner.scan(sys.argv[1])
+cpu, wall = time.process_time() - c0, time.perf_counter() - w0
+print(json.dumps({"baseline_kb": base, "peak_kb": hwm_kb(), "cpu_s": cpu, "wall_s": wall,
+                  "verdict": None if result.verdict is None else str(result.verdict.value),
+                  "duration_s": result.duration_s, "model": scanner.model_name}))
+"""
+
+
+def peak_rss_scan(
+    duration_s: float = 3600.0,
+    *,
+    model: str | os.PathLike[str] | None = None,
+    sr: int = 16000,
+    block_s: float = _SYNTH_BLOCK_S,
+    timeout_s: float | None = None,
+) -> dict[str, Any]:
+    """Peak resident memory of scanning a generated recording of ``duration_s`` seconds.
+
+    The WAV is written block by block (:func:`write_speech_wav`) to a temporary folder and scanned
+    by ``load_detector(model).scan(path)`` in a fresh Python subprocess, whose ``VmHWM`` (peak
+    resident set size) is read from ``/proc/self/status``. ``ru_maxrss`` is not used: on Linux
+    it carries the parent's high-water mark over ``execve``, so a child of a large process would
+    report the parent's peak.
+
+    Parameters
+    ----------
+    duration_s : float
+        Length of the recording (default one hour; longer than ``Scanner.stream_above_s``, so it
+        is streamed).
+    model : str or path, optional
+        Model name or ``.onnx`` path (default: the default model).
+    sr : int
+        Sample rate of the WAV.
+    block_s : float
+        Seconds of audio generated per block.
+    timeout_s : float, optional
+        Give up on the subprocess after this many seconds.
+
+    Returns
+    -------
+    dict
+        ``audio_s``, ``file_mb`` (size of the WAV), ``peak_rss_mb`` (VmHWM after the scan),
+        ``baseline_rss_mb`` (VmHWM after importing voxguard and loading the model, before the
+        scan), ``scan_cpu_s``, ``scan_wall_s``, ``verdict`` and ``model``. MB = 2**20 bytes.
+
+    Raises
+    ------
+    RuntimeError
+        The subprocess failed (its stderr is in the message), or ``/proc`` is unavailable.
+    """
+    if not Path("/proc/self/status").is_file():
+        raise RuntimeError("peak_rss_scan needs Linux /proc/self/status")
+    with tempfile.TemporaryDirectory(prefix="voxguard-rss-") as tmp:
+        path = Path(tmp) / f"speech_{duration_s:g}s.wav"
+        written = write_speech_wav(path, duration_s, sr, block_s=block_s)
+        size = path.stat().st_size
+        proc = subprocess.run(
+            [sys.executable, "-c", _RSS_CHILD, str(path), "" if model is None else str(model)],
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+            check=False,
+        )
+    if proc.returncode != 0:
+        raise RuntimeError(f"scan subprocess failed ({proc.returncode}): {proc.stderr.strip()[-2000:]}")
+    data = json.loads(proc.stdout.strip().splitlines()[-1])
+    return {
+        "audio_s": written,
+        "file_mb": size / 2**20,
+        "peak_rss_mb": data["peak_kb"] / 1024,
+        "baseline_rss_mb": data["baseline_kb"] / 1024,
+        "scan_cpu_s": data["cpu_s"],
+        "scan_wall_s": data["wall_s"],
+        "verdict": data["verdict"],
+        "model": data["model"],
+    }
+
+
+def machine_info() -> dict[str, Any]:
+    """CPU model, cores, RAM and library versions of this machine (for benchmark reports)."""
+    info: dict[str, Any] = {"cpu": platform.processor() or platform.machine()}
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10, check=False).stdout
+        for line in out.splitlines():
+            if line.startswith("Model name:"):
+                info["cpu"] = line.split(":", 1)[1].strip()
+    info["cores"] = os.cpu_count()
+    with contextlib.suppress(AttributeError):
+        info["cores_usable"] = len(os.sched_getaffinity(0))
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                info["ram_gib"] = int(line.split()[1]) / 2**20
+    info["python"] = platform.python_version()
+    import onnxruntime
+    import scipy
+
+    import voxguard
+
+    info["voxguard"] = voxguard.__version__
+    info["numpy"] = np.__version__
+    info["scipy"] = scipy.__version__
+    info["onnxruntime"] = onnxruntime.__version__
+    for name in ("librosa", "sklearn"):
+        try:
+            info[name] = __import__(name).__version__
+        except ImportError:
+            info[name] = None
+    return info

@@ -166,19 +166,7 @@ def _librosa_kinds(y: np.ndarray, sr: int, librosa: Any) -> dict[str, Callable[[
         return sp._cqcc_matrix(fmin, 672, 96, 16, 20) @ np.log(np.maximum(cq**2, 1e-10))
 
     def deepvoice() -> np.ndarray:
-        rows = []
-        for start in range(0, len(y) - sr + 1, sr):
-            c = y[start : start + sr]
-            row = [
-                np.mean(librosa.feature.chroma_stft(y=c, sr=sr)),
-                np.mean(librosa.feature.rms(y=c)),
-                np.mean(librosa.feature.spectral_centroid(y=c, sr=sr)),
-                np.mean(librosa.feature.spectral_bandwidth(y=c, sr=sr)),
-                np.mean(librosa.feature.spectral_rolloff(y=c, sr=sr)),
-                np.mean(librosa.feature.zero_crossing_rate(c)),
-            ]
-            rows.append(row + list(np.mean(librosa.feature.mfcc(y=c, sr=sr), axis=1)))
-        return np.array(rows)
+        return librosa_deepvoice(librosa, y, sr)
 
     return {
         "stft/log-spec": log_spec,
@@ -357,29 +345,32 @@ def _seed_classifier(n_support: int, n_features: int = 26, seed: int = 0) -> tup
     return scaler, svc
 
 
+def librosa_deepvoice(librosa: Any, y: np.ndarray, sr: int) -> np.ndarray:
+    """The seed's 26 features per 1-s window computed with librosa itself (the reference that
+    :func:`voxguard.features.deepvoice.deepvoice_features` reproduces), shape (n_windows, 26)."""
+    rows = []
+    for start in range(0, len(y) - sr + 1, sr):
+        c = y[start : start + sr]
+        row = [
+            np.mean(librosa.feature.chroma_stft(y=c, sr=sr)),
+            np.mean(librosa.feature.rms(y=c)),
+            np.mean(librosa.feature.spectral_centroid(y=c, sr=sr)),
+            np.mean(librosa.feature.spectral_bandwidth(y=c, sr=sr)),
+            np.mean(librosa.feature.spectral_rolloff(y=c, sr=sr)),
+            np.mean(librosa.feature.zero_crossing_rate(c)),
+        ]
+        rows.append(row + list(np.mean(librosa.feature.mfcc(y=c, sr=sr, n_mfcc=20), axis=1)))
+    return np.array(rows, dtype=np.float64).reshape(-1, 26)
+
+
 def _seed_pipeline(paths: Sequence[Path], librosa: Any, scaler: Any, svc: Any) -> Callable[[], list[np.ndarray]]:
     """The seed study's path: native-rate ``librosa.load``, its 26 features per 1-s window, SVC."""
-
-    def window_features(y: np.ndarray, sr: int) -> np.ndarray:
-        rows = []
-        for start in range(0, len(y) - sr + 1, sr):
-            c = y[start : start + sr]
-            row = [
-                np.mean(librosa.feature.chroma_stft(y=c, sr=sr)),
-                np.mean(librosa.feature.rms(y=c)),
-                np.mean(librosa.feature.spectral_centroid(y=c, sr=sr)),
-                np.mean(librosa.feature.spectral_bandwidth(y=c, sr=sr)),
-                np.mean(librosa.feature.spectral_rolloff(y=c, sr=sr)),
-                np.mean(librosa.feature.zero_crossing_rate(c)),
-            ]
-            rows.append(row + list(np.mean(librosa.feature.mfcc(y=c, sr=sr, n_mfcc=20), axis=1)))
-        return np.array(rows, dtype=np.float64).reshape(-1, 26)
 
     def run() -> list[np.ndarray]:
         out = []
         for p in paths:
             y, sr = librosa.load(str(p), sr=None)
-            X = window_features(y, int(sr))
+            X = librosa_deepvoice(librosa, y, int(sr))
             out.append(svc.predict(scaler.transform(X)) if len(X) else np.zeros(0))
         return out
 

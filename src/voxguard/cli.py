@@ -28,6 +28,7 @@ from typer.core import TyperGroup  # noqa: E402
 
 from voxguard import __version__  # noqa: E402
 from voxguard.errors import VoxguardError  # noqa: E402
+from voxguard.features.registry import FEATURE_KINDS  # noqa: E402
 
 EXIT_OK, EXIT_USAGE, EXIT_FILE_FAILED = 0, 1, 2
 
@@ -131,17 +132,14 @@ def info(
     raise typer.Exit(EXIT_FILE_FAILED if failed else EXIT_OK)
 
 
-class FeatureKind(StrEnum):
-    mfcc = "mfcc"
-    lfcc = "lfcc"
-    deepvoice = "deepvoice"
-    prosody = "prosody"
+# The choices come from the one registry of feature kinds, so a new kind needs no CLI change.
+FeatureKind = StrEnum("FeatureKind", {kind: kind for kind in FEATURE_KINDS})
 
 
 @app.command()
 def features(
     file: Annotated[str, typer.Argument(help="Audio file ('-' for standard input).")],
-    kind: Annotated[FeatureKind, typer.Option("--kind", "-k", help="Feature kind.")] = FeatureKind.mfcc,
+    kind: Annotated[FeatureKind, typer.Option("--kind", "-k", help="Feature kind.")] = FeatureKind("mfcc"),
     out_path: Annotated[
         Path | None, typer.Option("--out", "-o", help="Output .npy or .csv (default: CSV on stdout).")
     ] = None,
@@ -160,7 +158,7 @@ def features(
 
     try:
         source = _read_input(file)
-        if kind is FeatureKind.deepvoice:
+        if kind == "deepvoice":
             audio = load(source, sr=None)  # the seed computed its table at the native rate
             y, sr = audio.samples, audio.sample_rate
         else:

@@ -114,9 +114,7 @@ def run_protocol(
         tested = split.test[~np.isnan(fold_scores[split.test])]
         y_t = labels[tested]
         fold_eer[key] = metrics.eer(y_t, fold_scores[tested]).eer if 0 < y_t.sum() < len(y_t) else float("nan")
-        if protocol == "grouped":
-            scores[tested] = fold_scores[tested]
-        else:  # a real clip is tested in one LOFO fold; a fake in its family's fold
-            scores[tested] = fold_scores[tested]
+        # Every clip is tested in at most one fold (a real clip in one LOFO fold, a fake in its family's).
+        scores[tested] = fold_scores[tested]
         log(f"{name} {protocol} {key}: EER {fold_eer[key] * 100:.1f} % ({fit_s:.0f} CPU s)")
     return ProtocolResult(protocol=protocol, model=name, scores=scores, fold_eer=fold_eer, fit_s=fit_total)

@@ -67,3 +67,48 @@ def encode_with_av(
                 out.mux(packet)
         for packet in stream.encode(None):
             out.mux(packet)
+
+
+def make_clip(kind: str, seed: int, sr: int = 16_000, duration: float = 3.0) -> np.ndarray:
+    """A clip of a tiny two-class corpus: ``real`` speech-like sound, or a "generator" artefact.
+
+    ``lowpass`` loses the band above 3.5 kHz; ``buzz`` adds a 6 kHz tone (in the 4-7 kHz band).
+    """
+    rng = np.random.default_rng(seed)
+    y = speechlike(sr, duration, f0=float(rng.uniform(90, 220)), seed=seed)
+    if kind == "lowpass":
+        y = signal.sosfilt(signal.butter(8, 3_500, fs=sr, output="sos"), y)
+    elif kind == "buzz":
+        y = y + 0.05 * np.sin(2 * np.pi * 6_000 * np.arange(len(y)) / sr)
+    return (y * rng.uniform(0.3, 0.9)).astype(np.float32)
+
+
+def write_tiny_corpus(root, n: int = 36, sr: int = 16_000, duration: float = 3.0):
+    """WAVs of :func:`make_clip` (half real, half two fake "families") and a manifest CSV; returns its path."""
+    import csv
+
+    import soundfile as sf
+
+    rows = []
+    for i in range(n):
+        kind = ["real", "real", "lowpass", "buzz"][i % 4]
+        path = root / f"{kind}_{i}.wav"
+        sf.write(path, make_clip(kind, i, sr, duration), sr, subtype="PCM_16")
+        label = "bonafide" if kind == "real" else "spoof"
+        rows.append(
+            {
+                "path": path.name,
+                "label": label,
+                "system": kind if label == "spoof" else "bonafide",
+                "attack_type": "vocoder" if label == "spoof" else "bonafide",
+                "speaker": f"spk{i % 6}",
+                "dataset": "generated",
+                "family": kind if label == "spoof" else "bonafide",
+                "utt_group": f"u{i}",
+            }
+        )
+    with open(root / "manifest.csv", "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return root / "manifest.csv"

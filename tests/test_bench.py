@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import math
 from pathlib import Path
 
@@ -13,9 +14,12 @@ from typer.testing import CliRunner
 from voxguard.bench import (
     SCAN_STAGE,
     SEED_STAGE,
+    bench_scale,
     bench_scan,
+    format_scale_bench,
     format_scan_bench,
     peak_rss_scan,
+    write_scale_batch,
     write_speech_wav,
 )
 from voxguard.cli_bench import bench_scan_cmd
@@ -102,3 +106,41 @@ def test_cli_rejects_bad_options() -> None:
     app = typer.Typer()
     app.command()(bench_scan_cmd)
     assert CliRunner().invoke(app, ["--repeats", "0"]).exit_code == 1
+
+
+def test_write_scale_batch_spreads_durations_and_content(tmp_path: Path) -> None:
+    paths = write_scale_batch(tmp_path, n_files=5, min_s=1.0, max_s=3.0)
+    durations = [sf.info(str(p)).duration for p in paths]
+    assert durations == pytest.approx([1.0, 1.5, 2.0, 2.5, 3.0])
+    heads = {sf.read(p, frames=8000, dtype="int16")[0].tobytes() for p in paths}
+    assert len(heads) == 5  # distinct excerpts, not one clip copied
+
+
+def test_bench_scale_rows_and_table(tmp_path: Path) -> None:
+    paths = write_scale_batch(tmp_path, n_files=4, min_s=1.0, max_s=2.0)
+    rows = bench_scale(paths, workers=(1, 2), engines=["process"], repeats=1)
+    if importlib.util.find_spec("distributed"):  # one small local cluster: starting it costs seconds
+        rows += bench_scale(paths, workers=(1,), engines=["dask-local"], repeats=1)
+    for r in rows:
+        assert r["files"] == 4 and r["audio_s"] == pytest.approx(6.0)
+        assert 0 < r["wall_s"] <= r["wall_median_s"] and r["xrt"] == pytest.approx(6.0 / r["wall_s"])
+        assert r["startup_s"] > 0
+        if r["workers"] == 1:
+            assert r["speedup"] == pytest.approx(1.0)
+    pool = rows[1]
+    assert (pool["engine"], pool["workers"]) == ("process", 2)
+    assert pool["speedup"] == pytest.approx(rows[0]["wall_s"] / pool["wall_s"])
+    assert rows[0]["speedup_vs_inprocess"] == pytest.approx(1.0)
+    assert all(r["failed"] == 0 for r in rows)
+    text = format_scale_bench(rows, price_per_core_hour=0.05)
+    assert "in-process" in text and "process pool" in text and "core-hours" in text and "$0.05" in text
+    for r in rows:
+        if r["cpu_s"] is not None:  # psutil present: CPU of this process and its workers was measured
+            assert 0 < r["cores_used"] <= r["workers"] + 0.6  # + the parent's bookkeeping
+    # 1,000 h of audio at the 1-worker in-process throughput per CPU second (per wall s without psutil)
+    core_h = 1000.0 / (rows[0]["audio_s"] / rows[0]["cpu_s"] if rows[0]["cpu_s"] else rows[0]["xrt"])
+    assert f"{core_h:.2f} core-hours" in text
+    md = format_scale_bench(rows, markdown=True)
+    assert md.splitlines()[1].startswith("|:---") and len(md.splitlines()) >= 2 + len(rows)
+    with pytest.raises(ValueError):
+        bench_scale(paths, engines=["threads"])

@@ -144,3 +144,55 @@ def test_trim_is_stable_when_the_vad_grid_shifts():
         out = preprocess(with_silence(speech, lead, 0.3), SR)
         assert abs((out.offset_s - lead) - (base.offset_s - 0.6)) <= 0.021
         assert abs(len(out.samples) - len(base.samples)) <= 0.031 * SR
+
+
+# --------------------------------------------------------------------------- causal DC blocker
+
+
+def test_block_dc_removes_offset_and_ignores_leading_silence():
+    from voxguard.audio.preprocess import block_dc
+
+    sr = 16_000
+    rng = np.random.default_rng(0)
+    y = (0.1 * rng.standard_normal(sr * 2) + 0.05).astype(np.float32)  # a 0.05 DC offset
+    out = block_dc(y, sr)
+    assert abs(float(out[sr:].mean())) < 1e-3  # settled: offset gone
+    padded = block_dc(np.concatenate([np.zeros(12_345, np.float32), y]), sr)
+    np.testing.assert_allclose(padded[12_345:], out, atol=1e-6)  # exactly the same on the speech
+    # The mean-subtraction of voxguard-v1 is not invariant: that is why the option exists.
+    from voxguard.audio.preprocess import remove_dc
+
+    shifted = remove_dc(np.concatenate([np.zeros(12_345, np.float32), y]))[12_345:]
+    assert np.max(np.abs(shifted - remove_dc(y))) > 1e-3
+
+
+def test_preprocess_with_highpass_dc_is_invariant_to_leading_silence():
+    from voxguard.audio import PreprocessConfig, preprocess
+
+    sr = 16_000
+    y = speechlike(sr, 3.0) + np.float32(0.02)
+    cfg = PreprocessConfig(dc_filter="highpass", trim_margin_s=0.25)
+    a = preprocess(y, sr, cfg)
+    b = preprocess(np.concatenate([np.zeros(sr * 2, np.float32), y]), sr, cfg)
+    assert abs(len(a.samples) - len(b.samples)) <= 0.03 * sr  # one 30 ms VAD frame of jitter at most
+    with pytest.raises(ValueError, match="dc_filter"):
+        preprocess(y, sr, PreprocessConfig(dc_filter="median"))
+
+
+def test_energy_trim_is_invariant_to_silence_and_gain():
+    from voxguard.audio.preprocess import energy_bounds
+
+    sr = 16_000
+    y = speechlike(sr, 2.0)
+    cfg = PreprocessConfig(trim_mode="energy", trim_margin_s=0.25, dc_filter="highpass")
+    ref = preprocess(y, sr, cfg)
+    for lead, trail, gain in ((0.37, 1.13, 1.0), (3.0, 0.0, 0.1), (0.0, 3.0, 5.0)):
+        z = np.concatenate([np.zeros(int(lead * sr), np.float32), y * np.float32(gain), np.zeros(int(trail * sr))])
+        out = preprocess(z.astype(np.float32), sr, cfg)
+        assert len(out.samples) == len(ref.samples)
+        assert out.offset_s - lead == pytest.approx(ref.offset_s, abs=0.011)
+    start, end = energy_bounds(np.concatenate([np.zeros(sr, np.float32), y]), sr)
+    assert start == pytest.approx(1.0, abs=0.02) and end == pytest.approx(3.0, abs=0.02)
+    assert energy_bounds(np.zeros(0, np.float32), sr) is None
+    with pytest.raises(ValueError, match="trim_mode"):
+        preprocess(y, sr, PreprocessConfig(trim_mode="psychic"))

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import csv
 import json
 
 import numpy as np
 import pytest
-import soundfile as sf
-from scipy import signal
 
-from signals import speechlike
-from voxguard import augment
+from signals import make_clip, speechlike, write_tiny_corpus
 from voxguard.audio import segment_bounds
 from voxguard.features.segmental import SegmentalConfig, frame_matrix, segment_vectors
 
@@ -42,87 +38,15 @@ def test_segmental_config_validates_and_round_trips():
         SegmentalConfig(views=("nope",))
 
 
-# --------------------------------------------------------------------------- augmentation
-
-
-def _band_energy(y: np.ndarray, lo: float, hi: float) -> float:
-    f, p = signal.welch(y, SR, nperseg=1024)
-    return float(p[(f >= lo) & (f < hi)].sum())
-
-
-def test_band_limit_removes_high_band():
-    y = (np.random.default_rng(0).standard_normal(SR * 2) * 0.1).astype(np.float32)
-    out = augment.band_limit(y, SR, 4_000)
-    assert len(out) == len(y)
-    assert _band_energy(out, 4_500, 8_000) < 1e-3 * _band_energy(y, 4_500, 8_000)
-    assert _band_energy(out, 500, 3_000) > 0.8 * _band_energy(y, 500, 3_000)
-
-
-@pytest.mark.parametrize("snr", [0.0, 10.0, 25.0])
-def test_noise_snr_is_measured_back(snr):
-    y = speechlike(SR, 2.0)
-    noisy = augment.add_noise(y, snr, seed=3)
-    noise = noisy - y
-    measured = 10 * np.log10(np.mean(y.astype(np.float64) ** 2) / np.mean(noise.astype(np.float64) ** 2))
-    assert abs(measured - snr) < 0.5
-    np.testing.assert_array_equal(noisy, augment.add_noise(y, snr, seed=3))
-
-
-@pytest.mark.parametrize("codec", ["opus", "mp3"])
-def test_codec_round_trip_is_aligned_and_lossy(codec):
-    y = speechlike(SR, 2.0)
-    out = augment.codec_roundtrip(y, SR, codec, 32_000)
-    assert len(out) == len(y)
-    assert np.corrcoef(y, out)[0, 1] > 0.9  # aligned (codec delay removed)
-    assert not np.allclose(y, out, atol=1e-3)  # and really coded
-
-
-def test_random_degradation_is_seeded():
-    y = speechlike(SR, 1.5)
-    a, how = augment.random_degradation(y, SR, seed=5)
-    b, how_b = augment.random_degradation(y, SR, seed=5)
-    assert how == how_b and np.allclose(a, b, atol=1e-6)
-
-
 # --------------------------------------------------------------------------- training end to end
 
 
-def _make_clip(kind: str, seed: int) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    y = speechlike(SR, 3.0, f0=float(rng.uniform(90, 220)), seed=seed)
-    if kind == "lowpass":  # a "generator" that loses the upper band
-        y = signal.sosfilt(signal.butter(8, 3_500, fs=SR, output="sos"), y)
-    elif kind == "buzz":  # a "generator" with a tonal artefact in the 4-8 kHz band
-        y = y + 0.05 * np.sin(2 * np.pi * 6_000 * np.arange(len(y)) / SR)
-    return (y * rng.uniform(0.3, 0.9)).astype(np.float32)
+_make_clip = make_clip
 
 
 @pytest.fixture(scope="module")
 def tiny_corpus(tmp_path_factory):
-    root = tmp_path_factory.mktemp("corpus")
-    rows = []
-    for i in range(36):
-        kind = ["real", "real", "lowpass", "buzz"][i % 4]
-        path = root / f"{kind}_{i}.wav"
-        sf.write(path, _make_clip(kind, i), SR, subtype="PCM_16")
-        label = "bonafide" if kind == "real" else "spoof"
-        rows.append(
-            {
-                "path": path.name,
-                "label": label,
-                "system": kind if label == "spoof" else "bonafide",
-                "attack_type": "vocoder" if label == "spoof" else "bonafide",
-                "speaker": f"spk{i % 6}",
-                "dataset": "generated",
-                "family": kind if label == "spoof" else "bonafide",
-                "utt_group": f"u{i}",
-            }
-        )
-    with open(root / "manifest.csv", "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    return root / "manifest.csv"
+    return write_tiny_corpus(tmp_path_factory.mktemp("corpus"))
 
 
 def test_train_export_and_scan(tiny_corpus, tmp_path):
@@ -198,3 +122,108 @@ def test_cross_corpus_protocol(tiny_corpus):
     tested = ~np.isnan(result.scores)
     assert tested.sum() == len(corpus_b) and not tested[: len(corpus_a)].any()  # only corpus B is scored
     assert set(result.fold_eer) == {"cross"} and result.fold_eer["cross"] < 0.5
+
+
+# --------------------------------------------------------------------------- capped band and silence gate
+
+
+def test_capped_views_ignore_the_band_above_7khz():
+    rng = np.random.default_rng(0)
+    y = speechlike(SR, 3.0)
+    spectrum = np.fft.rfft(rng.standard_normal(len(y)))
+    spectrum[np.fft.rfftfreq(len(y), 1 / SR) < 7_500] = 0  # hiss only above 7.5 kHz, as resamplers differ there
+    hiss = np.fft.irfft(spectrum, len(y))
+    noisy = (y + 0.05 * hiss).astype(np.float32)
+    capped = SegmentalConfig(views=("lfcc_4_7k_hann", "band_flatness_7k"))
+    full = SegmentalConfig(views=("lfcc_4_8k_hann", "band_flatness"))
+    assert len(capped.frame_names()) == 60 + 14
+
+    def change(cfg: SegmentalConfig) -> float:
+        a, b = frame_matrix(y, SR, cfg), frame_matrix(noisy, SR, cfg)
+        return float(np.median(np.abs(a - b)))
+
+    assert change(capped) < 0.2 * change(full)  # what is left is window leakage
+
+
+def test_gate_leaves_silence_out_of_the_pooling():
+    y = speechlike(SR, 3.0)
+    padded = np.concatenate([y, np.zeros(SR * 2, np.float32)])
+    dither = (np.random.default_rng(1).uniform(-1, 1, len(padded)) * 2**-16).astype(np.float32)
+    padded = padded + dither  # what requantisation leaves in digital silence
+    gated = SegmentalConfig(views=("lfcc_4_7k_hann", "band_flatness_7k"), gate_db=40.0)
+    frames = frame_matrix(padded, SR, gated)
+    quiet = np.isnan(frames).all(axis=0)
+    assert 0.3 < quiet.mean() < 0.5  # the 2 s of silence out of 5 s, give or take the edges
+    whole = segment_vectors(frames, np.array([[0, len(padded)]]), gated.hop_length, empty_as_nan=True)
+    speech_only = segment_vectors(frame_matrix(y + dither[: len(y)], SR, gated), np.array([[0, len(y)]]), 160)
+    np.testing.assert_allclose(whole, speech_only, rtol=0.05, atol=0.05)
+    # A segment of silence only has no vector at all.
+    silent = segment_vectors(frames, np.array([[len(y) + SR // 2, len(padded)]]), 160, empty_as_nan=True)
+    assert np.isnan(silent).all()
+    ungated = segment_vectors(
+        frame_matrix(padded, SR, SegmentalConfig(views=gated.views)), np.array([[0, len(padded)]]), 160
+    )
+    assert np.abs(ungated - speech_only).max() > 5 * np.abs(whole - speech_only).max()
+
+
+def test_gate_round_trips_through_the_card_dict():
+    cfg = SegmentalConfig(views=("lfcc_4_7k_hann",), gate_db=40.0)
+    assert SegmentalConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
+    assert SegmentalConfig.from_dict({"views": ["lfcc_4_8k_hann"]}).gate_db is None  # v1 cards
+
+
+def test_fill_from_nearest_takes_the_closest_kept_frame():
+    from voxguard.features.segmental import fill_from_nearest
+
+    x = np.arange(8, dtype=np.float32)[None, :] * 10
+    missing = np.array([True, True, False, True, True, True, False, True])
+    np.testing.assert_array_equal(fill_from_nearest(x, missing)[0], [20, 20, 20, 20, 20, 60, 60, 60])
+    assert fill_from_nearest(x, np.zeros(8, bool)) is x
+    assert fill_from_nearest(x, np.ones(8, bool)) is x
+
+
+def test_gated_deltas_do_not_depend_on_what_was_cut_off():
+    y = speechlike(SR, 2.0)
+    gated = SegmentalConfig(views=("lfcc_4_7k_hann",), gate_db=40.0)
+    rms = float(np.sqrt(np.mean(y**2)))
+    room_tone = (np.random.default_rng(2).standard_normal(SR) * rms * 1e-3).astype(np.float32)
+    dither = (np.random.default_rng(3).uniform(-1, 1, SR) * 2**-16).astype(np.float32)
+    a = frame_matrix(np.concatenate([room_tone, y]), SR, gated)
+    b = frame_matrix(np.concatenate([dither, y]), SR, gated)
+    ok = ~np.isnan(a).all(axis=0)
+    assert (ok == ~np.isnan(b).all(axis=0)).all()
+    # Only the first frames, whose 25 ms windows still reach into the cut-off part, may differ
+    # (and the deltas and delta-deltas over them, 2 x 4 frames); beyond that, nothing.
+    inner = np.flatnonzero(ok)[10:]
+    np.testing.assert_allclose(a[:, inner], b[:, inner], atol=0.05)
+
+
+def test_drop_delta_means_keeps_static_means_and_all_stds():
+    from voxguard.features.segmental import pool_segments
+
+    cfg = SegmentalConfig(views=("lfcc_4_7k_hann", "band_flatness_7k"), drop_delta_means=True)
+    names = cfg.vector_names()
+    assert "lfcc47h_1_mean" in names and "d_lfcc47h_1_std" in names and "dd_lfcc47h_20_std" in names
+    assert not any(n.startswith(("d_", "dd_")) and n.endswith("_mean") for n in names)
+    assert len(names) == 2 * (60 + 14) - 40
+    y = speechlike(SR, 5.0)
+    frames = frame_matrix(y, SR, cfg)
+    bounds = segment_bounds(len(y), SR, 4.0, 2.0)
+    pooled = pool_segments(frames, bounds, cfg)
+    full = segment_vectors(frames, bounds, cfg.hop_length)
+    assert pooled.shape == (len(bounds), len(names))
+    np.testing.assert_array_equal(pooled, full[:, cfg.column_mask()])
+    assert SegmentalConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
+
+
+@pytest.mark.parametrize("classifier", ["svm", "logreg"])
+def test_both_classifiers_export_to_onnx_with_their_decision_values(classifier):
+    from voxguard.models.export import sklearn_to_onnx
+    from voxguard.models.segmental import SegmentalClassifier
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((120, 6)).astype(np.float32)
+    y = (X[:, 0] + 0.3 * rng.standard_normal(120) > 0).astype(int)
+    model = SegmentalClassifier(classifier=classifier).fit(X, y)
+    _, spec = sklearn_to_onnx(model.pipeline_, X[:40], model.decision_function(X[:40]))
+    assert spec["name"] == "probabilities" and spec["sign"] in (1, -1)

@@ -454,7 +454,7 @@ def test_storage_roundtrip_no_audio_by_default(client: TestClient, speech_wav: b
     with service.storage.engine.connect() as conn:
         row = conn.execute(sa.select(st.scans).where(st.scans.c.id == body["id"])).mappings().one()
         versions = conn.execute(sa.select(st.schema_version.c.version)).scalars().all()
-    assert versions == [st.SCHEMA_VERSION]
+    assert versions == [v for v, _ in st.MIGRATIONS] and versions[-1] == st.SCHEMA_VERSION
     assert row["audio"] is None
     assert row["file_sha256"] == body["sha256"]
     assert row["model"] == "voxguard-v1"
@@ -479,7 +479,7 @@ def test_migrate_is_idempotent_and_upgrades(tmp_path: Path) -> None:
     s = st.Storage(url)
     assert s.migrate() == st.SCHEMA_VERSION
     assert s.migrate() == st.SCHEMA_VERSION
-    assert s.count(st.schema_version) == 1
+    assert s.count(st.schema_version) == len(st.MIGRATIONS)
     assert s.ping()
     s.close()
     mem = st.Storage("sqlite://")  # in-memory: one shared connection
@@ -554,7 +554,10 @@ def test_cli_serve_runs_uvicorn_factory(monkeypatch, tmp_path: Path) -> None:
     calls: list[tuple] = []
     monkeypatch.setattr(uvicorn, "run", lambda *a, **kw: calls.append((a, kw)))
     for var in ("VOXGUARD_MODEL", "VOXGUARD_DATA_DIR", "VOXGUARD_KEEP_AUDIO"):
-        monkeypatch.delenv(var, raising=False)
+        # setenv first, so that monkeypatch restores the *absence* of the variables that serve sets
+        # (delenv of an unset variable records nothing, and they leaked into later tests)
+        monkeypatch.setenv(var, "")
+        monkeypatch.delenv(var)
     args = ["--port", "8123", "--model", "seed-svm", "--data-dir", str(tmp_path), "--keep-audio", "--workers", "2"]
     r = CliRunner().invoke(_serve_app(), args)
     assert r.exit_code == 0, r.output
@@ -570,7 +573,8 @@ def test_cli_serve_errors(monkeypatch) -> None:
 
     import voxguard.cli_serve as cs
 
-    monkeypatch.delenv("VOXGUARD_MODEL", raising=False)
+    monkeypatch.setenv("VOXGUARD_MODEL", "")  # restored to unset afterwards, whatever serve sets
+    monkeypatch.delenv("VOXGUARD_MODEL")
     monkeypatch.setattr(cs, "_missing_server_modules", lambda: ["uvicorn"])
     r = CliRunner().invoke(_serve_app(), [])
     assert r.exit_code == 1 and "voxguard[server]" in r.output

@@ -16,7 +16,8 @@ to both sides; the table says which case applied.
 feature view of the model, ONNX inference, the whole ``Scanner.scan``) next to the seed study's
 pipeline (librosa features per 1-s window + a scikit-learn RBF SVC) on the same audio in the same
 process, in CPU seconds and wall seconds. :func:`peak_rss_scan` measures the peak resident memory
-of scanning a long generated recording in a fresh subprocess.
+of scanning a long generated recording in a fresh subprocess. :func:`bench_scale` times one batch of
+files on 1, 2, ... workers with the process pool and a local Dask cluster.
 """
 
 from __future__ import annotations
@@ -44,12 +45,15 @@ from voxguard.features.deepvoice import deepvoice_features
 
 __all__ = [
     "bench_features",
+    "bench_scale",
     "bench_scan",
     "format_bench_table",
+    "format_scale_bench",
     "format_scan_bench",
     "machine_info",
     "peak_rss_scan",
     "synth_speech",
+    "write_scale_batch",
     "write_speech_wav",
 ]
 
@@ -740,3 +744,274 @@ def machine_info() -> dict[str, Any]:
         except ImportError:
             info[name] = None
     return info
+
+
+# ---------------------------------------------------------------------------------------------
+# Scaling: the same batch on 1, 2, ... workers, with the process pool and with a local Dask cluster.
+
+#: Engines :func:`bench_scale` can time.
+SCALE_ENGINES = ("process", "dask-local")
+
+
+def write_scale_batch(
+    folder: str | os.PathLike[str], n_files: int = 40, min_s: float = 10.0, max_s: float = 30.0, sr: int = 16000
+) -> list[Path]:
+    """Write ``n_files`` distinct speech-like WAVs of ``min_s`` to ``max_s`` seconds (evenly spread).
+
+    Every file is a different excerpt of 4 blocks of :func:`synth_speech` of ``max(max_s, 5)``
+    seconds each, so the batch costs a few seconds to make whatever its size.
+
+    Returns
+    -------
+    list of Path
+    """
+    import soundfile as sf
+
+    if n_files < 1 or not 0 < min_s <= max_s:
+        raise ValueError("need n_files >= 1 and 0 < min_s <= max_s")
+    block_s = min(max(max_s, 5.0), 120.0)  # long files repeat the blocks cyclically
+    pool = np.concatenate([synth_speech(block_s, sr, seed=k) for k in range(4)])
+    if len(pool) < 2 * max_s * sr:
+        pool = np.tile(pool, math.ceil(2 * max_s * sr / len(pool)))
+    root = Path(folder)
+    root.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in range(n_files):
+        dur = min_s + (max_s - min_s) * (i / (n_files - 1) if n_files > 1 else 0.0)
+        n = int(round(dur * sr))
+        start = int((i * 7.3 * sr) % max(1, len(pool) - n))
+        path = root / f"clip{i:04d}.wav"
+        sf.write(path, pool[start : start + n], sr, subtype="PCM_16")
+        paths.append(path)
+    return paths
+
+
+def _warm_scanner(params: dict[str, Any]) -> None:
+    """Load the model in a Dask worker before timing (returns nothing: a Scanner is not picklable)."""
+    from voxguard.scan.distributed import worker_scanner
+
+    worker_scanner(params)
+
+
+def _tree_cpu_s() -> float | None:
+    """CPU seconds used so far by this process and its live children (workers), or ``None``
+    without psutil (a Dask dependency)."""
+    try:
+        import psutil
+    except ImportError:
+        return None
+    total = 0.0
+    me = psutil.Process()
+    for proc in [me, *me.children(recursive=True)]:
+        with contextlib.suppress(psutil.Error):
+            t = proc.cpu_times()
+            total += t.user + t.system
+    return total
+
+
+def _best_and_median(fn: Callable[[], list[Any]], repeats: int) -> tuple[float, float, float | None, int]:
+    """Best and median wall time of ``repeats`` runs of a batch, the CPU seconds of the best run,
+    and the most results with an ``error`` in any run (a failed file is fast, so it skews timings)."""
+    runs = []
+    failed = 0
+    for _ in range(repeats):
+        c0, t0 = _tree_cpu_s(), time.perf_counter()
+        results = fn()
+        wall, c1 = time.perf_counter() - t0, _tree_cpu_s()
+        runs.append((wall, c1 - c0 if c0 is not None and c1 is not None else None))
+        failed = max(failed, sum(r.error is not None for r in results))
+    best = min(runs, key=lambda r: r[0])
+    return best[0], float(np.median([r[0] for r in runs])), best[1], failed
+
+
+def bench_scale(
+    files: Sequence[str | os.PathLike[str]] | None = None,
+    *,
+    n_files: int = 40,
+    min_s: float = 10.0,
+    max_s: float = 30.0,
+    workers: Sequence[int] = (1, 2),
+    engines: Sequence[str] = SCALE_ENGINES,
+    repeats: int = 3,
+    model: str | None = None,
+) -> list[dict[str, Any]]:
+    """Wall time of scanning one batch with 1, 2, ... workers, per engine.
+
+    Workers are started and warmed up (model loaded, a few files scanned) before the timed runs,
+    whose best and median wall times are kept; start-up (pool or cluster start plus model load)
+    is reported separately. ``process`` with 1 worker is a scan in this process, as
+    ``voxguard scan --workers 1`` does; with more it is the spawned pool of ``--workers N``.
+    ``dask-local`` is a :class:`distributed.LocalCluster` of N one-thread worker processes, driven
+    through :func:`voxguard.scan.distributed.scan_batch`, as ``--engine dask-local`` does.
+
+    Parameters
+    ----------
+    files : sequence of path, optional
+        The batch (default: :func:`write_scale_batch` of ``n_files`` files of ``min_s``-``max_s`` s).
+    n_files, min_s, max_s : int, float, float
+        The generated batch.
+    workers : sequence of int
+        Worker counts to time.
+    engines : sequence of str
+        Subset of :data:`SCALE_ENGINES`.
+    repeats : int
+        Timed runs per configuration.
+    model : str, optional
+        Model name or ``.onnx`` path (default model otherwise).
+
+    Returns
+    -------
+    list of dict
+        Per engine and worker count: ``engine``, ``workers``, ``files``, ``audio_s``,
+        ``startup_s``, ``wall_s`` (best), ``wall_median_s``, ``xrt`` (audio seconds per wall
+        second, best), ``cpu_s`` (CPU seconds of this process and its workers during the best
+        run; ``None`` without psutil), ``cores_used`` (``cpu_s / wall_s``: fewer than ``workers``
+        when other jobs hold the cores), ``speedup`` (the engine's 1-worker best wall / this best
+        wall; ``None`` without a 1-worker row), ``speedup_vs_inprocess`` and ``load_avg``
+        (1-minute load average before and after), ``failed`` (most files with an error in one
+        run: should be 0, or the same in every row).
+    """
+    import concurrent.futures
+    import multiprocessing
+
+    import soundfile as sf
+
+    from voxguard.scan import expand_inputs, load_detector
+    from voxguard.scan.batch import _init_worker, _worker_scan, scan_one
+    from voxguard.scan.distributed import dask_client, portable_params, scan_batch
+
+    unknown = set(engines) - set(SCALE_ENGINES)
+    if unknown or repeats < 1 or not workers or min(workers) < 1:
+        raise ValueError(f"engines from {SCALE_ENGINES}, repeats >= 1 and worker counts >= 1 needed")
+    with tempfile.TemporaryDirectory(prefix="voxguard-scale-") as tmp:
+        paths = [Path(f) for f in files] if files else write_scale_batch(tmp, n_files, min_s, max_s)
+        items = expand_inputs([str(p) for p in paths])
+        audio_s = float(sum(sf.info(str(p)).duration for p in paths))
+        scanner = load_detector(model)
+        params = portable_params(scanner)
+        warm = items[: max(2, 2 * max(workers))]
+        rows: list[dict[str, Any]] = []
+        for engine in engines:
+            for n in workers:
+                load_before = os.getloadavg()[0]
+                t0 = time.perf_counter()
+                if engine == "process" and n == 1:
+                    for it in warm:
+                        scan_one(scanner, it)
+                    startup = time.perf_counter() - t0
+                    best, median, cpu, failed = _best_and_median(
+                        lambda: [scan_one(scanner, it) for it in items], repeats
+                    )
+                elif engine == "process":
+                    with concurrent.futures.ProcessPoolExecutor(
+                        max_workers=n,
+                        mp_context=multiprocessing.get_context("spawn"),
+                        initializer=_init_worker,
+                        initargs=(params,),
+                    ) as pool:
+                        list(pool.map(_worker_scan, warm, [None] * len(warm), chunksize=1))
+                        startup = time.perf_counter() - t0
+                        plots = [None] * len(items)
+                        best, median, cpu, failed = _best_and_median(
+                            lambda pool=pool, plots=plots: list(pool.map(_worker_scan, items, plots, chunksize=1)),
+                            repeats,
+                        )
+                else:
+                    with dask_client("dask-local", workers=n) as client:
+                        client.run(_warm_scanner, params)
+                        list(scan_batch(scanner, warm, engine="dask", client=client))
+                        startup = time.perf_counter() - t0
+                        best, median, cpu, failed = _best_and_median(
+                            lambda client=client: list(scan_batch(scanner, items, engine="dask", client=client)),
+                            repeats,
+                        )
+                rows.append(
+                    {
+                        "engine": engine,
+                        "workers": n,
+                        "files": len(items),
+                        "audio_s": audio_s,
+                        "startup_s": startup,
+                        "wall_s": best,
+                        "wall_median_s": median,
+                        "xrt": audio_s / best,
+                        "cpu_s": cpu,
+                        "failed": failed,
+                        "cores_used": cpu / best if cpu is not None else None,
+                        "load_avg": (load_before, os.getloadavg()[0]),
+                    }
+                )
+    inproc = next((r["wall_s"] for r in rows if r["engine"] == "process" and r["workers"] == 1), None)
+    for r in rows:
+        one = next((o["wall_s"] for o in rows if o["engine"] == r["engine"] and o["workers"] == 1), None)
+        r["speedup"] = one / r["wall_s"] if one else None
+        r["speedup_vs_inprocess"] = inproc / r["wall_s"] if inproc else None
+    return rows
+
+
+def format_scale_bench(rows: list[dict[str, Any]], *, markdown: bool = False, price_per_core_hour: float = 0.04) -> str:
+    """Table of :func:`bench_scale` rows, and the cost of 1,000 hours of audio at the best throughput.
+
+    The cost line assumes one worker per core at the measured throughput per worker (the
+    1-worker in-process row when present) and ``price_per_core_hour`` (an assumption, in USD).
+    """
+    cols = (
+        "engine",
+        "workers",
+        "start-up s",
+        "wall s (best)",
+        "wall s (median)",
+        "audio s / wall s",
+        "speed-up",
+        "cores used",
+        "audio s / CPU s",
+    )
+    body = []
+    for r in rows:
+        name = "process pool" if r["engine"] == "process" and r["workers"] > 1 else r["engine"]
+        if r["engine"] == "process" and r["workers"] == 1:
+            name = "in-process"
+        body.append(
+            (
+                name,
+                str(r["workers"]),
+                f"{r['startup_s']:.1f}",
+                f"{r['wall_s']:.2f}",
+                f"{r['wall_median_s']:.2f}",
+                f"{r['xrt']:,.0f}",
+                "-" if r["speedup"] is None else f"{r['speedup']:.2f}x",
+                "-" if r.get("cores_used") is None else f"{r['cores_used']:.2f}",
+                "-" if not r.get("cpu_s") else f"{r['audio_s'] / r['cpu_s']:,.0f}",
+            )
+        )
+    if markdown:
+        lines = ["| " + " | ".join(cols) + " |", "|" + "|".join([":---", *["---:"] * (len(cols) - 1)]) + "|"]
+        lines += ["| " + " | ".join(b) + " |" for b in body]
+    else:
+        widths = [max(len(c), *(len(b[i]) for b in body)) if body else len(c) for i, c in enumerate(cols)]
+        fmt = "  ".join(f"{{:<{w}}}" if i == 0 else f"{{:>{w}}}" for i, w in enumerate(widths))
+        lines = [fmt.format(*cols), "-" * (sum(widths) + 2 * (len(cols) - 1))]
+        lines += [fmt.format(*b) for b in body]
+    if rows:
+        r0 = rows[0]
+        loads = [x for r in rows for x in r["load_avg"]]
+        bad = {f"{r['engine']}/{r['workers']}": r["failed"] for r in rows if r.get("failed")}
+        if bad:
+            lines += ["", f"WARNING: files failed (failures are fast, so timings are off): {bad}"]
+        lines += [
+            "",
+            f"({r0['files']} files, {r0['audio_s']:,.0f} s of audio; speed-up = the engine's 1-worker wall / this "
+            f"wall; cores used = CPU seconds of this process and its workers / wall seconds; 1-min load "
+            f"average {min(loads):.1f}-{max(loads):.1f} during the runs)",
+        ]
+        # Cost basis: audio per CPU second of the 1-worker in-process run (wall time when unmeasured).
+        base = next((r for r in rows if r["workers"] == 1 and r["engine"] == "process"), None) or min(
+            rows, key=lambda r: r["workers"]
+        )
+        per_core = base["audio_s"] / base["cpu_s"] if base.get("cpu_s") else base["xrt"] / base["workers"]
+        core_h = 1000.0 / per_core
+        lines.append(
+            f"1,000 h of audio ≈ {core_h:.2f} core-hours at {per_core:,.0f}x real time per core "
+            f"≈ ${core_h * price_per_core_hour:.2f} at ${price_per_core_hour:g} per core-hour (assumed price)"
+        )
+    return "\n".join(lines)

@@ -138,10 +138,23 @@ FeatureKind = StrEnum("FeatureKind", {kind: kind for kind in FEATURE_KINDS})
 
 @app.command()
 def features(
-    file: Annotated[str, typer.Argument(help="Audio file ('-' for standard input).")],
+    files: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="Audio file ('-' for standard input); several files, folders, globs or URLs for batch mode.",
+            show_default=False,
+        ),
+    ] = None,
     kind: Annotated[FeatureKind, typer.Option("--kind", "-k", help="Feature kind.")] = FeatureKind("mfcc"),
     out_path: Annotated[
-        Path | None, typer.Option("--out", "-o", help="Output .npy or .csv (default: CSV on stdout).")
+        str | None,
+        typer.Option(
+            "--out",
+            "-o",
+            help="Output .npy or .csv (default: CSV on stdout); batch mode: a folder or URL for <name>.npy + "
+            "index.jsonl (default: fill the cache, index on stdout).",
+            show_default=False,
+        ),
     ] = None,
     raw: Annotated[
         bool,
@@ -151,11 +164,55 @@ def features(
             "rate without preprocessing, as the seed study did.",
         ),
     ] = False,
+    engine: Annotated[
+        str, typer.Option(help="Batch mode: local (--workers processes), dask-local or dask (--scheduler).")
+    ] = "local",
+    workers: Annotated[int, typer.Option("--workers", "-j", min=1, help="Batch mode: worker processes.")] = 1,
+    scheduler: Annotated[
+        str | None, typer.Option(help="Dask scheduler for --engine dask.", metavar="tcp://HOST:8786")
+    ] = None,
+    manifest: Annotated[
+        str | None, typer.Option(help="Batch mode: inputs listed one per line, or a CSV with a 'path' column.")
+    ] = None,
+    recursive: Annotated[bool, typer.Option("--recursive", "-r", help="Batch mode: walk folders.")] = False,
+    cache_dir: Annotated[
+        Path | None, typer.Option(help="Batch mode: feature cache (default $VOXGUARD_CACHE or ~/.cache).")
+    ] = None,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Batch mode: neither read nor write the cache.")] = False,
 ) -> None:
-    """Extract frame- or window-level features from one file."""
+    """Extract frame- or window-level features from one file, or (batch mode) from many, on any engine.
+
+    Batch mode (several inputs, a folder, a URL, --manifest or a dask engine) computes the dataset
+    cache's features (canonical preprocessing at 16 kHz, content-hash cache) and writes .npy files.
+    """
     from voxguard.audio import load, preprocess
     from voxguard.features.registry import extract
 
+    files = files or []
+    one = Path(files[0]) if len(files) == 1 else None
+    pattern = one is not None and not one.exists() and any(c in files[0] for c in "*?[")
+    if one is None or manifest or engine != "local" or one.is_dir() or pattern or "://" in files[0]:
+        from voxguard.cli_scan import Engine, features_batch
+
+        if engine not in {e.value for e in Engine} or raw or (not files and manifest is None):
+            err.print("error: batch mode needs inputs, an --engine of local, dask-local or dask, and no --raw")
+            raise typer.Exit(EXIT_USAGE)
+        raise typer.Exit(
+            features_batch(
+                files,
+                kind=kind.value,
+                out=out_path,
+                engine=Engine(engine),
+                workers=workers,
+                scheduler=scheduler,
+                manifest=manifest,
+                recursive=recursive,
+                cache_dir=cache_dir,
+                use_cache=not no_cache,
+            )
+        )
+    file = files[0]
+    out_file = Path(out_path) if out_path is not None else None
     try:
         source = _read_input(file)
         if kind == "deepvoice":
@@ -171,17 +228,17 @@ def features(
     except VoxguardError as exc:
         _report_error(file, exc)
         raise typer.Exit(EXIT_FILE_FAILED) from None
-    if out_path is not None and out_path.suffix == ".npy":
-        np.save(out_path, table.values)
-        err.print(f"wrote {table.values.shape[0]} x {table.values.shape[1]} array to {out_path}")
+    if out_file is not None and out_file.suffix == ".npy":
+        np.save(out_file, table.values)
+        err.print(f"wrote {table.values.shape[0]} x {table.values.shape[1]} array to {out_file}")
         return
     header = "time_s," + ",".join(table.columns)
     body = np.column_stack([table.times_s, table.values])
-    if out_path is None:
+    if out_file is None:
         np.savetxt(sys.stdout, body, delimiter=",", header=header, comments="", fmt="%.6g")
     else:
-        np.savetxt(out_path, body, delimiter=",", header=header, comments="", fmt="%.6g")
-        err.print(f"wrote {body.shape[0]} rows to {out_path}")
+        np.savetxt(out_file, body, delimiter=",", header=header, comments="", fmt="%.6g")
+        err.print(f"wrote {body.shape[0]} rows to {out_file}")
 
 
 @app.command()
@@ -288,8 +345,11 @@ def bench_features_cmd(
     print(format_bench_table(rows))
 
 
+from voxguard.cli_bench import bench_scale_cmd as _bench_scale  # noqa: E402
 from voxguard.cli_bench import bench_scan_cmd as _bench_scan  # noqa: E402
 from voxguard.cli_corpus import corpus_app as _corpus_app  # noqa: E402
+from voxguard.cli_retrain import retrain as _retrain  # noqa: E402
+from voxguard.cli_robustness import robustness as _robustness  # noqa: E402
 from voxguard.cli_scan import scan as _scan  # noqa: E402
 from voxguard.cli_serve import serve as _serve  # noqa: E402
 from voxguard.cli_synth import synth as _synth  # noqa: E402
@@ -299,10 +359,13 @@ from voxguard.cli_train import train as _train  # noqa: E402
 
 app.command("scan")(_scan)
 bench_app.command("scan")(_bench_scan)
+bench_app.command("scale")(_bench_scale)
 app.command("serve")(_serve)
+app.command("retrain")(_retrain)
 app.command("train")(_train)
 app.command("compare")(_compare)
 app.command("export")(_export)
+app.command("robustness")(_robustness)
 _corpus_app.command("synth")(_synth)
 app.add_typer(_corpus_app, name="corpus")
 

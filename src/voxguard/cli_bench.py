@@ -1,6 +1,8 @@
-"""``voxguard bench scan``: the speed of every stage of a scan next to the seed study's pipeline.
+"""``voxguard bench scan``: the speed of every stage of a scan next to the seed study's pipeline;
+``bench scale``: one batch on 1, 2, ... workers (process pool and local Dask cluster).
 
-Registered by :mod:`voxguard.cli` on its ``bench`` sub-app; this module only defines the command.
+Registered by :mod:`voxguard.cli` on its ``bench`` sub-app; this module only defines the commands
+(``scripts/scaling.py`` runs ``bench_scale_cmd`` on its own).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from typing import Annotated, Any
 
 import typer
 
-__all__ = ["bench_scan_cmd", "scan_bench_markdown"]
+__all__ = ["bench_scale_cmd", "bench_scan_cmd", "scan_bench_markdown"]
 
 
 def scan_bench_markdown(
@@ -95,4 +97,58 @@ def bench_scan_cmd(
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(scan_bench_markdown(rows, rss))
+        print(f"wrote {out}")
+
+
+def bench_scale_cmd(
+    files: Annotated[
+        list[Path] | None,
+        typer.Argument(help="Audio files of the batch (default: --files generated clips of 10-30 s)."),
+    ] = None,
+    n_files: Annotated[int, typer.Option("--files", min=1, help="Generated clips when no files are given.")] = 40,
+    min_s: Annotated[float, typer.Option(help="Shortest generated clip in seconds.")] = 10.0,
+    max_s: Annotated[float, typer.Option(help="Longest generated clip in seconds.")] = 30.0,
+    workers: Annotated[str, typer.Option(help="Worker counts to time, comma-separated.")] = "1,2",
+    engines: Annotated[str, typer.Option(help="Engines to time, comma-separated: process, dask-local.")] = (
+        "process,dask-local"
+    ),
+    repeats: Annotated[int, typer.Option(min=1, help="Timed runs per configuration (best and median kept).")] = 3,
+    price: Annotated[float, typer.Option(help="Assumed price of a core-hour (USD) for the cost line.")] = 0.04,
+    model: Annotated[str | None, typer.Option(help="Model name or .onnx path (default: the default model).")] = None,
+    out: Annotated[Path | None, typer.Option(help="Also write the results as Markdown to this file.")] = None,
+) -> None:
+    """Scaling: wall time of one batch on 1, 2, ... workers, process pool and dask-local, and the speed-up."""
+    import shlex
+    import sys
+
+    from voxguard.bench import bench_scale, format_scale_bench, machine_info
+
+    try:
+        counts = [int(w) for w in workers.split(",") if w.strip()]
+        names = [e.strip() for e in engines.split(",") if e.strip()]
+        rows = bench_scale(
+            list(files) if files else None,
+            n_files=n_files,
+            min_s=min_s,
+            max_s=max_s,
+            workers=counts,
+            engines=names,
+            repeats=repeats,
+            model=model,
+        )
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    print(format_scale_bench(rows, price_per_core_hour=price))
+    if out is not None:
+        m = machine_info()
+        text = (
+            f"# voxguard scaling ({date.today().isoformat()})\n\n```sh\n{shlex.join(sys.argv)}\n```\n\n"
+            f"Machine: {m.get('cpu')}, {m.get('cores_usable', m.get('cores'))} usable cores of {m.get('cores')}; "
+            f"Python {m.get('python')}, onnxruntime {m.get('onnxruntime')}, voxguard {m.get('voxguard')}.\n\n"
+            + format_scale_bench(rows, markdown=True, price_per_core_hour=price)
+            + "\n"
+        )
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text)
         print(f"wrote {out}")

@@ -8,18 +8,7 @@ from typing import Annotated
 
 import typer
 
-MODEL_PRESETS = {
-    # name: (views, classifier, C) — the comparison of docs/results.md
-    "seed-mfcc-svm": (("mfcc20",), "svm", 1.0),
-    "lfcc-svm": (("lfcc",), "svm", 1.0),
-    "lfcc48-logreg": (("lfcc_4_8k",), "logreg", 1.0),
-    "lfcc48-flatness-svm": (("lfcc_4_8k", "band_flatness"), "svm", 3.0),
-    "lfcc48h-flatness-svm": (("lfcc_4_8k_hann", "band_flatness"), "svm", 3.0),  # one shared STFT: faster
-    # The seed's proposed "more advanced features": MFCC + LFCC + spectral + prosody + formants.
-    "full-features-svm": (("mfcc", "lfcc", "spectral", "prosody"), "svm", 1.0),
-    "lfcc48-flatness-cqcc-svm": (("lfcc_4_8k", "band_flatness", "cqcc"), "svm", 3.0),
-}
-DEFAULT_PRESET = "lfcc48h-flatness-svm"
+from voxguard.models.presets import DEFAULT_PRESET, MODEL_PRESETS
 
 
 def _load(manifests: list[Path]):
@@ -32,14 +21,17 @@ def _load(manifests: list[Path]):
     return dataset
 
 
-def _model(preset: str, C: float | None):
-    from voxguard.features.segmental import SegmentalConfig
-    from voxguard.models.segmental import SegmentalClassifier
+POLICY_HELP = (
+    "Augmentation policy: v1 (one of band-limit, Opus, MP3, noise; the shipped model's) or chain "
+    "(1-2 of codecs, babble, noise, music, reverb, telephone, band-limit, resampling, clipping, "
+    "packet loss, RawBoost); NAME*K adds K degraded copies per clip. See docs/robustness.md."
+)
 
-    if preset not in MODEL_PRESETS:
-        raise typer.BadParameter(f"unknown model {preset!r}; choose from {', '.join(MODEL_PRESETS)}")
-    views, classifier, default_c = MODEL_PRESETS[preset]
-    return SegmentalClassifier(features=SegmentalConfig(views=views), classifier=classifier, C=C or default_c)
+
+def _preset(name: str):
+    if name not in MODEL_PRESETS:
+        raise typer.BadParameter(f"unknown model {name!r}; choose from {', '.join(MODEL_PRESETS)}")
+    return MODEL_PRESETS[name]
 
 
 def train(
@@ -51,6 +43,7 @@ def train(
     name: Annotated[str | None, typer.Option(help="Model name in the card (default: the file stem).")] = None,
     C: Annotated[float | None, typer.Option("--C", help="Regularisation (default: the preset's).")] = None,
     augment: Annotated[bool, typer.Option(help="Add one degraded copy of every clip (both classes).")] = True,
+    augment_policy: Annotated[str, typer.Option(help=POLICY_HELP)] = "v1",
     lofo: Annotated[bool, typer.Option(help="Also run leave-one-family-out.")] = True,
     report: Annotated[Path | None, typer.Option(help="Write an HTML/Markdown report to this folder.")] = None,
     workers: Annotated[int, typer.Option(help="Worker processes for feature extraction.")] = 2,
@@ -67,9 +60,11 @@ def train(
         result = train_segmental(
             dataset,
             out,
-            model=_model(model, C),
+            model=_preset(model).model(C),
+            preprocess_config=_preset(model).preprocess(),
             name=name or out.name.removesuffix(".onnx"),
             augment=augment,
+            policy=augment_policy,
             lofo=lofo,
             seed=seed,
             workers=workers,
@@ -99,6 +94,7 @@ def compare(
         typer.Option("--test-on", help="Cross-corpus: train on MANIFESTS, test on these (repeatable)."),
     ] = None,
     augment: Annotated[bool, typer.Option(help="Train with one degraded copy of every clip.")] = True,
+    augment_policy: Annotated[str, typer.Option(help=POLICY_HELP)] = "v1",
     out: Annotated[Path | None, typer.Option(help="Write the Markdown table to this file.")] = None,
     workers: Annotated[int, typer.Option(help="Worker processes for feature extraction.")] = 2,
     seed: Annotated[int, typer.Option(help="Seed for folds and augmentation.")] = 0,
@@ -123,15 +119,23 @@ def compare(
     labels = dataset.labels()
     rows = []
     for preset in [m.strip() for m in models.split(",") if m.strip()]:
-        proto_model = _model(preset, None)
+        proto_model = _preset(preset).model()
         t0 = time.perf_counter()
-        table = build_segment_table(dataset, proto_model, augment=augment, seed=seed, workers=workers)
+        table = build_segment_table(
+            dataset,
+            proto_model,
+            preprocess_config=_preset(preset).preprocess(),
+            augment=augment,
+            policy=augment_policy,
+            seed=seed,
+            workers=workers,
+        )
         feat_s = time.perf_counter() - t0
         for proto in [p.strip() for p in protocol.split(",") if p.strip()]:
             result = run_protocol(
                 dataset,
                 table,
-                lambda preset=preset: _model(preset, None),
+                lambda preset=preset: _preset(preset).model(),
                 protocol=proto,
                 split=split,
                 seed=seed,

@@ -5,10 +5,12 @@ bit depth (float WAVs off the 16-bit grid), loudness and the length of leading/t
 (a known ASVspoof 2019 shortcut). Every signal therefore goes through the same steps:
 
 1. resample to the analysis rate (16 kHz) — done by :func:`voxguard.audio.load.load`;
-2. DC removal (subtract the mean);
+2. DC removal (subtract the mean, or a causal DC blocker: ``dc_filter``);
 3. speech detection (:mod:`voxguard.audio.vad`) and trimming of leading/trailing non-speech at
-   the detected speech bounds (no margin by default: a zero-padded margin gave real clips with
-   short lead-in a digital-silence noise floor, which the corpus audit found predictive);
+   the detected speech bounds, or at energy bounds (``trim_mode``). No margin by default: a
+   zero-padded margin gave real clips with short lead-in a digital-silence noise floor, which
+   the corpus audit found predictive; models that gate silent frames out of their features
+   (voxguard-v2) use a margin so that no speech onset is ever cut;
 4. loudness normalisation to ``target_lufs`` (ITU-R BS.1770 integrated loudness via pyloudnorm),
    scaled down if the peak would exceed ``peak_limit``;
 5. re-quantisation to a 16-bit grid with seeded TPDF dither, so float and integer sources end up
@@ -42,7 +44,16 @@ class PreprocessConfig:
 
     sample_rate: int = ANALYSIS_RATE
     remove_dc: bool = True
+    #: ``"mean"``: subtract the clip's mean (voxguard-v1). ``"highpass"``: a causal one-pole DC
+    #: blocker (:func:`block_dc`), whose output on the speech does not depend on how much silence
+    #: precedes it — the mean of a clip does, so padding a DC-offset recording changed its levels.
+    dc_filter: str = "mean"
     trim_silence: bool = True
+    #: ``"vad"``: trim at WebRTC's speech bounds (voxguard-v1). ``"energy"``: at the first and last
+    #: 10 ms frame within ``trim_range_db`` of the loudest — WebRTC's decisions on a weak onset flip
+    #: with the silence before it (0.8 s of speech lost or kept), an energy threshold does not.
+    trim_mode: str = "vad"
+    trim_range_db: float = 40.0
     trim_margin_s: float = 0.0
     vad_aggressiveness: int = 2
     min_speech_s: float = 0.5
@@ -99,6 +110,16 @@ class Preprocessed:
 def remove_dc(y: np.ndarray) -> np.ndarray:
     """Subtract the mean; float32 ``(n,) -> (n,)``."""
     return (y - y.mean(dtype=np.float64)).astype(np.float32)
+
+
+def block_dc(y: np.ndarray, sr: int, cutoff_hz: float = 20.0) -> np.ndarray:
+    """Causal DC blocker ``H(z) = (1 - z^-1) / (1 - R z^-1)``, -3 dB at about ``cutoff_hz``; float32 ``(n,) -> (n,)``.
+
+    Starting from rest, leading digital silence leaves the filter state at zero, so the output on
+    the following speech is the same with or without the silence.
+    """
+    r = float(np.exp(-2.0 * np.pi * cutoff_hz / sr))
+    return signal.lfilter([1.0, -1.0], [1.0, -r], y.astype(np.float64)).astype(np.float32)
 
 
 @functools.lru_cache(maxsize=8)
@@ -221,6 +242,20 @@ def refine_bounds(
     return first * hop / sr, min(len(y), last * hop) / sr
 
 
+def energy_bounds(y: np.ndarray, sr: int, range_db: float = 40.0) -> tuple[float, float] | None:
+    """(start, end) in s of the first and last 10 ms frame within ``range_db`` of the loudest frame.
+
+    Relative to the loudest frame, so neither gain nor added silence moves the bounds (beyond the
+    10 ms grid). ``None`` for an empty signal.
+    """
+    hop = max(1, sr // 100)
+    levels = frame_levels_db(y, hop)
+    if levels.size == 0:
+        return None
+    loud = np.flatnonzero(levels > float(levels.max()) - range_db)
+    return loud[0] * hop / sr, min(len(y), (loud[-1] + 1) * hop) / sr
+
+
 def preprocess(
     y: np.ndarray, sr: int, config: PreprocessConfig | None = None, *, activity: SpeechActivity | None = None
 ) -> Preprocessed:
@@ -261,7 +296,12 @@ def preprocess(
     if len(y) == 0 or float(np.max(np.abs(y))) < _SILENCE_PEAK:
         raise SilentAudioError("the audio is digital silence")
     if cfg.remove_dc:
-        y = remove_dc(y)
+        if cfg.dc_filter == "highpass":
+            y = block_dc(y, sr)
+        elif cfg.dc_filter == "mean":
+            y = remove_dc(y)
+        else:
+            raise ValueError(f"unknown dc_filter {cfg.dc_filter!r}; use 'mean' or 'highpass'")
     if activity is None:
         activity = detect_speech(y, sr, aggressiveness=cfg.vad_aggressiveness)
     bounds = activity.bounds_s()
@@ -273,7 +313,12 @@ def preprocess(
         )
     offset = 0.0
     if cfg.trim_silence:
-        bounds = refine_bounds(y, sr, *bounds)
+        if cfg.trim_mode == "energy":
+            bounds = energy_bounds(y, sr, cfg.trim_range_db) or bounds
+        elif cfg.trim_mode == "vad":
+            bounds = refine_bounds(y, sr, *bounds)
+        else:
+            raise ValueError(f"unknown trim_mode {cfg.trim_mode!r}; use 'vad' or 'energy'")
         # Cut speech plus a fixed margin; where the input has less than the margin, pad with
         # zeros, so that the output length does not depend on how much silence surrounded it.
         margin = int(cfg.trim_margin_s * sr)

@@ -21,11 +21,12 @@ import numpy as np
 
 from voxguard import __version__
 from voxguard.audio import PreprocessConfig
+from voxguard.augment import get_policy
 from voxguard.evaluate import metrics
 from voxguard.evaluate.protocols import ProtocolResult, run_protocol
 from voxguard.models.export import fit_platt, sklearn_to_onnx
 from voxguard.models.onnx_model import ModelCard, card_path, sigmoid
-from voxguard.models.segmental import SegmentalClassifier, SegmentTable, build_segment_table
+from voxguard.models.segmental import SegmentalClassifier, SegmentTable, build_segment_table, parse_policy
 
 LOW_FA_RATE = 0.01
 
@@ -67,6 +68,7 @@ def train_segmental(
     name: str = "voxguard-segmental",
     preprocess_config: PreprocessConfig | None = None,
     augment: bool = True,
+    policy: str = "v1",
     lofo: bool = True,
     folds: int = 5,
     seed: int = 0,
@@ -87,7 +89,14 @@ def train_segmental(
     pre_cfg = preprocess_config or PreprocessConfig()
     start = time.perf_counter()
     table = build_segment_table(
-        dataset, model, preprocess_config=pre_cfg, augment=augment, seed=seed, workers=workers, progress=progress
+        dataset,
+        model,
+        preprocess_config=pre_cfg,
+        augment=augment,
+        policy=policy,
+        seed=seed,
+        workers=workers,
+        progress=progress,
     )
     log(f"segment table: {table.X.shape[0]} rows x {table.X.shape[1]} features, {len(table.failures)} clips failed")
     labels = dataset.labels()
@@ -164,11 +173,13 @@ def train_segmental(
             "clips_used": int(len(labels) - len(table.failures)),
             "clips_failed": len(table.failures),
             "segments": int(table.X.shape[0]),
-            "augmentation": "one degraded copy of every clip, both classes: band-limit 3.4/4/5.5 kHz, "
-            "Opus 12-48 kbit/s, MP3 32-128 kbit/s, white/pink noise 10-30 dB SNR (voxguard.augment)"
+            "augmentation": f"{parse_policy(policy)[1]} degraded copy(ies) of every clip, both classes; "
+            f"{get_policy(parse_policy(policy)[0]).describe()} (voxguard.augment)"
             if augment
             else "none",
+            "augmentation_policy": policy if augment else None,
             "class_weight": model.class_weight,
+            "recipe": {"classifier": model.classifier, "C": model.C, "class_weight": model.class_weight},
             "seed": seed,
             "calibration": "Platt scaling on grouped out-of-fold clip scores",
             "thresholds": "eer: EER point of grouped out-of-fold probabilities; "

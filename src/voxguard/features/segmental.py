@@ -48,6 +48,8 @@ def _view_functions(hop: int) -> dict[str, tuple[Callable[[np.ndarray, int], np.
         ),
         "lfcc_4_8k_hann": (None, cep("lfcc48h_", 20)),  # computed from the shared spectrum
         "band_flatness": (None, [f"flatness_b{i + 1}" for i in range(16)]),
+        "lfcc_4_7k_hann": (None, cep("lfcc47h_", 20)),
+        "band_flatness_7k": (None, [f"flatness7k_b{i + 1}" for i in range(14)]),
         "cqcc": (lambda y, sr: spectral.with_deltas(spectral.cqcc(y, sr, n_cqcc=20, hop_length=hop)), cep("cqcc", 20)),
         "lfcc": (lambda y, sr: spectral.with_deltas(spectral.lfcc(y, sr, n_lfcc=20, hop_length=hop)), cep("lfcc", 20)),
         "mfcc": (lambda y, sr: spectral.with_deltas(spectral.mfcc(y, sr, n_mfcc=20, hop_length=hop)), cep("mfcc", 20)),
@@ -89,19 +91,74 @@ def _prosody(y: np.ndarray, sr: int, hop: int) -> np.ndarray:
 
 VIEWS = tuple(_view_functions(160))
 #: Views computed from one 512-point, 25 ms Hann power spectrum per frame.
-SHARED_SPECTRUM_VIEWS = {"lfcc_4_8k_hann", "band_flatness"}
+SHARED_SPECTRUM_VIEWS = {"lfcc_4_8k_hann", "band_flatness", "lfcc_4_7k_hann", "band_flatness_7k"}
+#: Upper edge of the ``_7k`` views. Resamplers (soxr HQ passes 91 % of Nyquist) and band-limited
+#: sources leave 7.3-8 kHz empty or not depending on a file's rate history, so features there
+#: encode the recording chain rather than the voice (DEV: rate predicts the label).
+CAPPED_BAND_HZ = 7_000.0
 
 
-def _shared_spectrum_views(y: np.ndarray, sr: int, cfg: SegmentalConfig) -> dict[str, np.ndarray]:
-    """The spectrum-based views from a single STFT (the dominant cost of the default model)."""
+def quiet_frames(frame_power: np.ndarray, gate_db: float) -> np.ndarray:
+    """Frames more than ``gate_db`` below the 95th percentile of frame power, shape ``(n_frames,)`` bool.
+
+    All False when every frame (or none) would be quiet: a signal that is all "silence" keeps its
+    frames rather than losing them all.
+    """
+    level = 10.0 * np.log10(frame_power + 1e-20)
+    quiet = level < np.percentile(level, 95) - gate_db
+    return quiet if quiet.any() and not quiet.all() else np.zeros(len(quiet), dtype=bool)
+
+
+def fill_from_nearest(x: np.ndarray, missing: np.ndarray) -> np.ndarray:
+    """Replace the ``missing`` frames (columns) of ``x`` (n_features, n_frames) by the nearest kept frame.
+
+    Deltas computed afterwards then see no jump at the edge of a gated stretch, so the first and
+    last speech frames get the same deltas whatever (silence, room tone, zeros) was cut off.
+    """
+    n = x.shape[1]
+    if not missing.any() or missing.all():
+        return x
+    index = np.arange(n)
+    prev = np.maximum.accumulate(np.where(missing, -1, index))
+    nxt = np.minimum.accumulate(np.where(missing, n, index)[::-1])[::-1]
+    prev_ok, next_ok = prev >= 0, nxt < n
+    use_next = ~prev_ok | (next_ok & (nxt - index < index - prev))
+    source = np.where(use_next, nxt, prev)
+    return x[:, source]
+
+
+def _shared_spectrum_views(
+    y: np.ndarray, sr: int, cfg: SegmentalConfig
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """The spectrum-based views from a single STFT (the dominant cost of the default model).
+
+    Returns the views and the quiet-frame mask of ``cfg.gate_db`` (all False without a gate).
+    With a gate, the static cepstra of quiet frames are replaced by the nearest speech frame's
+    before deltas are taken (:func:`fill_from_nearest`).
+    """
     power = spectral.stft_power_frames(y, n_fft=512, hop_length=cfg.hop_length, win_length=round(0.025 * sr))
+    quiet = (
+        quiet_frames(power.sum(axis=1, dtype=np.float64), cfg.gate_db)
+        if cfg.gate_db is not None
+        else np.zeros(len(power), dtype=bool)
+    )
+
+    def cepstra(fmax: float) -> np.ndarray:
+        fb = spectral.linear_filterbank(sr, 512, 20, 4000.0, fmax)
+        static = np.ascontiguousarray(spectral.cepstra_from_power(power, fb, 20).T)
+        return spectral.with_deltas(fill_from_nearest(static, quiet))
+
     out: dict[str, np.ndarray] = {}
     if "lfcc_4_8k_hann" in cfg.views:
-        fb = spectral.linear_filterbank(sr, 512, 20, 4000.0, 8000.0)
-        out["lfcc_4_8k_hann"] = spectral.with_deltas(np.ascontiguousarray(spectral.cepstra_from_power(power, fb, 20).T))
+        out["lfcc_4_8k_hann"] = cepstra(8000.0)
     if "band_flatness" in cfg.views:
         out["band_flatness"] = np.ascontiguousarray(spectral.band_flatness_from_power(power, 16).T)
-    return out
+    if "lfcc_4_7k_hann" in cfg.views:
+        out["lfcc_4_7k_hann"] = cepstra(CAPPED_BAND_HZ)
+    if "band_flatness_7k" in cfg.views:
+        top = int(round(CAPPED_BAND_HZ / (sr / 512)))  # bin of 7 kHz: 14 bands of 16 bins (500 Hz)
+        out["band_flatness_7k"] = np.ascontiguousarray(spectral.band_flatness_from_power(power[:, :top], 14).T)
+    return out, quiet
 
 
 @dataclass(frozen=True)
@@ -111,6 +168,15 @@ class SegmentalConfig:
     views: tuple[str, ...] = ("lfcc_4_8k", "band_flatness")
     stats: tuple[str, ...] = ("mean", "std")
     sample_rate: int = 16_000
+    #: Frames more than ``gate_db`` below the signal's loud frames (95th percentile of frame power)
+    #: are left out of the pooled statistics: silence, dither and room tone say nothing about the
+    #: voice, and how much of them a clip has must not move its score. ``None``: every frame counts.
+    gate_db: float | None = None
+    #: Leave out the means of Δ and ΔΔ frames. Over a segment they are about (last - first) /
+    #: length: near zero with a tiny spread in training data, so after standardisation the few
+    #: edge frames a trim or an added silence changes swing the score (voxguard-v2 drops them;
+    #: their standard deviations stay).
+    drop_delta_means: bool = False
 
     def __post_init__(self) -> None:
         unknown = [v for v in self.views if v not in VIEWS]
@@ -127,8 +193,20 @@ class SegmentalConfig:
         table = _view_functions(self.hop_length)
         return [name for view in self.views for name in table[view][1]]
 
-    def vector_names(self) -> list[str]:
+    def _all_vector_names(self) -> list[str]:
         return [f"{name}_{stat}" for stat in self.stats for name in self.frame_names()]
+
+    def column_mask(self) -> np.ndarray | None:
+        """Which pooled columns the model uses (``None``: all)."""
+        if not self.drop_delta_means:
+            return None
+        names = self._all_vector_names()
+        return np.array([not (n.startswith(("d_", "dd_")) and n.endswith("_mean")) for n in names])
+
+    def vector_names(self) -> list[str]:
+        mask = self.column_mask()
+        names = self._all_vector_names()
+        return names if mask is None else [n for n, keep in zip(names, mask, strict=True) if keep]
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -139,6 +217,8 @@ class SegmentalConfig:
             views=tuple(data.get("views", cls.views)),  # type: ignore[arg-type]
             stats=tuple(data.get("stats", cls.stats)),  # type: ignore[arg-type]
             sample_rate=int(data.get("sample_rate", 16_000)),  # type: ignore[call-overload]
+            gate_db=None if data.get("gate_db") is None else float(data["gate_db"]),  # type: ignore[arg-type]
+            drop_delta_means=bool(data.get("drop_delta_means", False)),
         )
 
 
@@ -153,20 +233,45 @@ def frame_matrix(y: np.ndarray, sr: int, config: SegmentalConfig | None = None) 
     Returns
     -------
     np.ndarray, shape (n_features, n_frames), float32
-        Frame ``t`` is centred on sample ``t * hop_length``.
+        Frame ``t`` is centred on sample ``t * hop_length``. With ``config.gate_db``, frames below
+        the gate are NaN in every row (:func:`segment_vectors` leaves them out).
     """
     cfg = config or SegmentalConfig()
     if sr != cfg.sample_rate:
         raise FeatureError(f"expected a signal at {cfg.sample_rate} Hz, got {sr} Hz")
     table = _view_functions(cfg.hop_length)
-    shared = _shared_spectrum_views(y, sr, cfg) if set(cfg.views) & SHARED_SPECTRUM_VIEWS else {}
+    shared: dict[str, np.ndarray] = {}
+    quiet = None
+    if set(cfg.views) & SHARED_SPECTRUM_VIEWS or cfg.gate_db is not None:
+        shared, quiet = _shared_spectrum_views(y, sr, cfg)
     blocks = [shared[view] if view in shared else table[view][0](y, sr) for view in cfg.views]
     n = min(b.shape[1] for b in blocks)
-    return np.concatenate([b[:, :n] for b in blocks], axis=0).astype(np.float32, copy=False)
+    frames = np.concatenate([b[:, :n] for b in blocks], axis=0).astype(np.float32, copy=False)
+    if quiet is not None and quiet[:n].any():
+        frames[:, quiet[:n]] = np.nan
+    return frames
+
+
+def pool_segments(frames: np.ndarray, bounds: np.ndarray, config: SegmentalConfig) -> np.ndarray:
+    """The model's input rows: :func:`segment_vectors` with ``config``'s statistics and columns.
+
+    Returns
+    -------
+    np.ndarray, shape (n_segments, len(config.vector_names())), float32
+        NaN rows for segments without a single frame above the gate.
+    """
+    vectors = segment_vectors(frames, bounds, config.hop_length, config.stats, empty_as_nan=True)
+    mask = config.column_mask()
+    return vectors if mask is None else np.ascontiguousarray(vectors[:, mask])
 
 
 def segment_vectors(
-    frames: np.ndarray, bounds: np.ndarray, hop_length: int, stats: Sequence[str] = ("mean", "std")
+    frames: np.ndarray,
+    bounds: np.ndarray,
+    hop_length: int,
+    stats: Sequence[str] = ("mean", "std"),
+    *,
+    empty_as_nan: bool = False,
 ) -> np.ndarray:
     """Mean/std of the frames inside each segment, for all segments at once.
 
@@ -177,6 +282,9 @@ def segment_vectors(
         Segment start/stop in *samples*; a frame belongs to a segment when its centre does.
     hop_length : int
         Samples between frames.
+    empty_as_nan : bool
+        A segment without a single finite frame in any feature (all gated, see
+        :attr:`SegmentalConfig.gate_db`) gets a NaN row instead of zeros.
 
     Returns
     -------
@@ -207,4 +315,7 @@ def segment_vectors(
         c2 = np.vstack([np.zeros((1, n_feat)), np.cumsum(x * x, axis=0)])
         var = (c2[last] - c2[first]) / safe - mean * mean
         out.append(np.sqrt(np.maximum(var, 0.0)))
-    return np.hstack(out).astype(np.float32)
+    vectors = np.hstack(out).astype(np.float32)
+    if empty_as_nan:
+        vectors[np.asarray(count).max(axis=1) == 0] = np.nan
+    return vectors

@@ -21,7 +21,7 @@ import numpy as np
 
 from voxguard.audio import Audio, AudioSource, PreprocessConfig, SpeechActivity, from_array, load, preprocess
 from voxguard.errors import ModelError
-from voxguard.features.segmental import SegmentalConfig, frame_matrix, segment_vectors
+from voxguard.features.segmental import SegmentalConfig, frame_matrix, pool_segments
 from voxguard.models.onnx_model import OnnxModel
 
 
@@ -157,8 +157,12 @@ class Detector:
         if self.segmental is not None:
             # Frame features once for the whole signal, pooled per segment by cumulative sums.
             frames = frame_matrix(y, sr, self.segmental)
-            X = segment_vectors(frames, bounds, self.segmental.hop_length, self.segmental.stats)
-            scores = self.model.score(X)
+            X = pool_segments(frames, bounds, self.segmental)
+            # Segments of silence only (all frames gated) get no score rather than a guess.
+            ok = np.isfinite(X).all(axis=1)
+            scores = np.full(len(X), np.nan)
+            if ok.any():
+                scores[ok] = self.model.score(X[ok])
             return scores, self.model.calibrate(scores)
         # Window-level models: score fixed windows once, then average the windows each segment covers.
         windows = self.window_scores(y, sr)

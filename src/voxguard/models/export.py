@@ -38,7 +38,8 @@ def sklearn_to_onnx(
     onx = to_onnx(
         estimator,
         initial_types=[("features", FloatTensorType([None, X_probe.shape[1]]))],
-        options={id(final): {"zipmap": False}},
+        # Linear models output probabilities unless asked for raw decision values (SVC gives those).
+        options={id(final): {"zipmap": False, **({"raw_scores": True} if hasattr(final, "coef_") else {})}},
         target_opset=17,
     ).SerializeToString()
     session = ort.InferenceSession(onx, providers=["CPUExecutionProvider"])

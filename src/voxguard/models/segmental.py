@@ -15,7 +15,7 @@ import numpy as np
 
 from voxguard.audio import PreprocessConfig, load, preprocess, segment_bounds
 from voxguard.errors import VoxguardError
-from voxguard.features.segmental import SegmentalConfig, frame_matrix, segment_vectors
+from voxguard.features.segmental import SegmentalConfig, frame_matrix, pool_segments
 
 CLASSIFIERS = ("svm", "logreg")
 
@@ -79,7 +79,8 @@ def clip_segments(y: np.ndarray, sr: int, features: SegmentalConfig, segment_s: 
     """Pooled vectors of the segments of one preprocessed clip, shape (n_segments, n_dims)."""
     frames = frame_matrix(y, sr, features)
     bounds = segment_bounds(len(y), sr, segment_s, hop_s)
-    return segment_vectors(frames, bounds, features.hop_length, features.stats)
+    vectors = pool_segments(frames, bounds, features)
+    return vectors[np.isfinite(vectors).all(axis=1)]  # segments that are all silence teach nothing
 
 
 @dataclass(frozen=True)
@@ -90,11 +91,51 @@ class _ClipJob:
     segment_s: float
     hop_s: float
     augment_seed: int | None
+    policy: str = "v1"
+
+
+# Speech for babble noise, loaded once per worker process (see _init_babble).
+_BABBLE: list[np.ndarray] = []
+
+
+def _init_babble(paths: tuple[str, ...], sr: int) -> None:
+    _BABBLE.clear()
+    for path in paths:
+        try:
+            _BABBLE.append(load(path, sr=sr).samples)
+        except VoxguardError:  # an unreadable source only makes the babble less varied
+            continue
+
+
+def babble_paths(dataset: Any, *, n: int = 12, seed: int = 0) -> tuple[str, ...]:
+    """Up to ``n`` real clips of distinct speakers (seeded draw): the voices of babble noise."""
+    labels = dataset.labels()
+    speakers = dataset.column("speaker")
+    order = np.random.default_rng(seed).permutation(len(labels))
+    chosen: dict[str, str] = {}
+    for i in order:
+        if labels[i] == 0 and str(speakers[i]) not in chosen:
+            chosen[str(speakers[i])] = str(dataset[int(i)].path)
+            if len(chosen) == n:
+                break
+    return tuple(chosen.values())
+
+
+def parse_policy(spec: str) -> tuple[str, int]:
+    """``"chain"`` -> ``("chain", 1)``; ``"chain*2"`` -> ``("chain", 2)`` (degraded copies per clip)."""
+    name, _, copies = spec.partition("*")
+    try:
+        n = int(copies) if copies else 1
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise VoxguardError(f"bad augmentation policy {spec!r}: use NAME or NAME*COPIES, e.g. chain*2")
+    return name, n
 
 
 def _clip_job(job: _ClipJob) -> dict[str, Any]:
     """Segments of one clip, clean and (optionally) one degraded copy; runs in a worker."""
-    from voxguard.augment import random_degradation
+    from voxguard.augment import get_policy
 
     try:
         audio = load(job.path, sr=job.preprocess.sample_rate)
@@ -106,12 +147,17 @@ def _clip_job(job: _ClipJob) -> dict[str, Any]:
         }
         if job.augment_seed is not None:
             # Degrade the decoded recording (what a channel does), then preprocess as usual.
-            degraded, how = random_degradation(audio.samples, audio.sample_rate, seed=job.augment_seed)
-            pre_aug = preprocess(degraded, audio.sample_rate, job.preprocess)
-            out["augmented"] = clip_segments(
-                pre_aug.samples, pre_aug.sample_rate, job.features, job.segment_s, job.hop_s
-            )
-            out["augmentation"] = how
+            name, copies = parse_policy(job.policy)
+            degrade = get_policy(name)
+            rows, hows = [], []
+            for k in range(copies):
+                seed = job.augment_seed + 7_919 * k  # copy 0 keeps the single-copy seed
+                degraded, how = degrade(audio.samples, audio.sample_rate, seed=seed, babble_sources=_BABBLE)
+                pre_aug = preprocess(degraded, audio.sample_rate, job.preprocess)
+                rows.append(clip_segments(pre_aug.samples, pre_aug.sample_rate, job.features, job.segment_s, job.hop_s))
+                hows.append(how)
+            out["augmented"] = np.vstack(rows)
+            out["augmentation"] = "; ".join(hows)
         return out
     except VoxguardError as exc:
         return {"ok": False, "code": exc.code, "message": exc.message}
@@ -139,16 +185,26 @@ def build_segment_table(
     *,
     preprocess_config: PreprocessConfig | None = None,
     augment: bool = True,
+    policy: str = "v1",
     seed: int = 0,
     workers: int = 2,
     progress: bool = True,
 ) -> SegmentTable:
-    """Segment vectors for every clip of a :class:`voxguard.datasets.Dataset` (parallel, with progress)."""
+    """Segment vectors for every clip of a :class:`voxguard.datasets.Dataset` (parallel, with progress).
+
+    With ``augment``, every clip also gets one copy (``"NAME*K"``: K copies) degraded by the
+    augmentation ``policy`` (:data:`voxguard.augment.POLICIES`), seeded per clip; babble noise
+    uses real clips of the dataset (:func:`babble_paths`).
+    """
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+    from voxguard.augment import get_policy
+
+    if augment:
+        get_policy(parse_policy(policy)[0])  # an unknown name fails here, not once per clip in the workers
     pre_cfg = preprocess_config or PreprocessConfig()
     jobs = [
         _ClipJob(
@@ -158,6 +214,7 @@ def build_segment_table(
             model.segment_s,
             model.hop_s,
             seed * 100_003 + i if augment else None,
+            policy,
         )
         for i, item in enumerate(dataset)
     ]
@@ -173,7 +230,14 @@ def build_segment_table(
     )
     with Progress(*columns, disable=not progress, transient=False) as bar:
         task = bar.add_task("features", total=len(jobs), audio="0 s")
-        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) if workers > 1 else None
+        needs_babble = augment and parse_policy(policy)[0] != "v1"
+        bank = (babble_paths(dataset, seed=seed), pre_cfg.sample_rate) if needs_babble else ((), 16_000)
+        pool = None
+        if workers > 1:
+            context = multiprocessing.get_context("spawn")
+            pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_init_babble, initargs=bank)
+        else:
+            _init_babble(*bank)
         try:
             results = pool.map(_clip_job, jobs, chunksize=8) if pool else map(_clip_job, jobs)
             for i, res in enumerate(results):

@@ -4,10 +4,15 @@ Scans are CPU-bound and run in worker threads. A slot (a counter under a lock) i
 before a scan starts and given back by the worker thread when the scan really ends, so
 a scan that outlived its request timeout (threads cannot be killed) still counts against
 ``max_concurrent`` and the limit holds for the CPU, not just for open requests.
+
+Each scan of a segmental model also keeps the segment feature vectors its model scored (a
+per-scan shallow copy of the detector records them, no second feature extraction), stored with
+the scan so that feedback can later retrain the model (``voxguard retrain``).
 """
 
 from __future__ import annotations
 
+import copy
 import math
 import threading
 from dataclasses import dataclass, field
@@ -19,6 +24,7 @@ import numpy as np
 
 from voxguard.audio import iter_blocks, probe
 from voxguard.errors import TooLongError
+from voxguard.evaluate.retrain import vector_spec
 from voxguard.scan import Scanner, ScanResult
 from voxguard.server.errors import BadRequestError, BusyError, ScanTimeoutError
 from voxguard.server.settings import Settings
@@ -55,6 +61,56 @@ def segment_features(result: ScanResult) -> dict[str, Any]:
         "speech_fraction": _finite_list(tl.speech_fraction),
         "eligible": [bool(x) for x in tl.eligible],
     }
+
+
+class _RecordingModel:
+    """Wraps a detector's ONNX model and keeps every feature matrix it scores, in call order."""
+
+    def __init__(self, model: Any) -> None:
+        self._model = model
+        self.rows: list[np.ndarray] = []
+
+    def __getattr__(self, name: str) -> Any:  # card, name, calibrate, ... of the real model
+        return getattr(self._model, name)
+
+    def score(self, X: np.ndarray) -> np.ndarray:
+        self.rows.append(np.asarray(X, dtype=np.float32))
+        return self._model.score(X)
+
+
+def recording_scanner(scanner: Scanner) -> tuple[Scanner, _RecordingModel | None]:
+    """A per-scan copy of ``scanner`` that keeps the segment vectors its model scores.
+
+    Only for segmental detectors scanning at their training segment length: those vectors are
+    training rows for the same model (``voxguard retrain``). The copies are shallow, so the loaded
+    ONNX session is shared and the scanner used by other threads is never modified.
+    """
+    detector = scanner.detector
+    model = getattr(detector, "model", None)
+    if getattr(detector, "segmental", None) is None or model is None:
+        return scanner, None
+    if not math.isclose(scanner.segment_s, detector.segment_s):
+        return scanner, None
+    recorder = _RecordingModel(model)
+    det = copy.copy(detector)
+    det.model = recorder  # type: ignore[attr-defined]
+    scan_copy = copy.copy(scanner)
+    scan_copy.detector = det
+    return scan_copy, recorder
+
+
+def recorded_vectors(recorder: _RecordingModel | None, n_segments: int) -> np.ndarray | None:
+    """The recorded vectors when they are one row per timeline segment, else ``None``.
+
+    Whole-file and streamed scans both score each segment once, in timeline order; should a
+    scoring path ever not, nothing is stored rather than rows misaligned with the timeline.
+    """
+    if recorder is None or not recorder.rows or n_segments == 0:
+        return None
+    X = np.vstack(recorder.rows)
+    if X.shape[0] != n_segments or not np.all(np.isfinite(X)):
+        return None
+    return X
 
 
 class _Slot:
@@ -150,7 +206,7 @@ class Service:
     def scan_sync(self, upload: Upload, options: ScanOptions) -> dict[str, Any]:
         """Check, scan and store one upload (runs in a worker thread)."""
         self._check_duration(upload.data)
-        scanner = self._scanner_for(options)
+        scanner, recorder = recording_scanner(self._scanner_for(options))
         result = scanner.scan(upload.data, name=upload.filename)
         if result.duration_s is not None and result.duration_s > self.settings.max_duration_s + 0.5:
             # The header understated the length; the scan is done, but the contract is the limit.
@@ -158,6 +214,8 @@ class Service:
         out = result.to_dict()
         out["path"] = upload.filename
         sha = upload.sha256
+        vectors = recorded_vectors(recorder, len(result.timeline.starts_s))
+        card = getattr(getattr(scanner.detector, "model", None), "card", None)
         stored = self.storage.add_scan(
             model=result.model,
             file_sha256=sha,
@@ -165,6 +223,8 @@ class Service:
             result=out,
             features=segment_features(result),
             audio=upload.data if self.settings.keep_audio else None,
+            vectors=vectors,
+            vectors_spec=vector_spec(card.features) if vectors is not None and card is not None else None,
         )
         return {"id": stored["id"], "created": stored["created"], "sha256": sha, **out}
 

@@ -1,0 +1,69 @@
+"""Named training recipes of segmental detectors (``voxguard train --model`` / ``compare --models``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from voxguard.audio import PreprocessConfig
+from voxguard.errors import VoxguardError
+from voxguard.features.segmental import SegmentalConfig
+from voxguard.models.segmental import SegmentalClassifier
+
+
+@dataclass(frozen=True)
+class Preset:
+    """Views, classifier and the preprocessing a recipe trains with.
+
+    ``gate_db``: leave frames this far below the loud frames out of the pooling (see
+    :attr:`SegmentalConfig.gate_db`). ``trim_margin_s``: keep this much audio around the detected
+    speech when trimming, so that the VAD's onset jitter never cuts speech (safe only with a gate,
+    which keeps the margin's silence out of the features). ``dc_filter``, ``trim_mode``: see
+    :class:`voxguard.audio.PreprocessConfig`.
+    """
+
+    views: tuple[str, ...]
+    classifier: str = "svm"
+    C: float = 1.0
+    gate_db: float | None = None
+    trim_margin_s: float = 0.0
+    dc_filter: str = "mean"
+    trim_mode: str = "vad"
+    drop_delta_means: bool = False
+
+    def model(self, C: float | None = None) -> SegmentalClassifier:
+        features = SegmentalConfig(views=self.views, gate_db=self.gate_db, drop_delta_means=self.drop_delta_means)
+        return SegmentalClassifier(features=features, classifier=self.classifier, C=C or self.C)
+
+    def preprocess(self) -> PreprocessConfig:
+        return PreprocessConfig(trim_margin_s=self.trim_margin_s, dc_filter=self.dc_filter, trim_mode=self.trim_mode)
+
+
+MODEL_PRESETS: dict[str, Preset] = {
+    # The comparison of docs/results.md.
+    "seed-mfcc-svm": Preset(("mfcc20",)),
+    "lfcc-svm": Preset(("lfcc",)),
+    "lfcc48-logreg": Preset(("lfcc_4_8k",), "logreg"),
+    "lfcc48-flatness-svm": Preset(("lfcc_4_8k", "band_flatness"), C=3.0),
+    "lfcc48h-flatness-svm": Preset(("lfcc_4_8k_hann", "band_flatness"), C=3.0),  # one shared STFT (voxguard-v1)
+    # The seed's proposed "more advanced features": MFCC + LFCC + spectral + prosody + formants.
+    "full-features-svm": Preset(("mfcc", "lfcc", "spectral", "prosody")),
+    "lfcc48-flatness-cqcc-svm": Preset(("lfcc_4_8k", "band_flatness", "cqcc"), C=3.0),
+    # Band capped at 7 kHz (resampling-invariant); silence-gated pooling, energy trimming with a
+    # margin and a causal DC blocker (invariant to leading/trailing silence). voxguard-v2.
+    "lfcc47h-flatness7k-gated-svm": Preset(
+        ("lfcc_4_7k_hann", "band_flatness_7k"),
+        C=3.0,
+        gate_db=40.0,
+        trim_margin_s=0.25,
+        dc_filter="highpass",
+        trim_mode="energy",
+        drop_delta_means=True,
+    ),
+}
+DEFAULT_PRESET = "lfcc48h-flatness-svm"
+
+
+def get_preset(name: str) -> Preset:
+    if name not in MODEL_PRESETS:
+        raise VoxguardError(f"unknown model preset {name!r}; choose from {', '.join(MODEL_PRESETS)}")
+    return MODEL_PRESETS[name]

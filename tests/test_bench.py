@@ -23,12 +23,20 @@ from voxguard.bench import (
     write_speech_wav,
 )
 from voxguard.cli_bench import bench_scan_cmd
+from voxguard.models.registry import DEFAULT_MODEL
+
+
+def _default_views() -> tuple[str, ...]:
+    from voxguard.models.detector import Detector
+    from voxguard.models.registry import resolve_model
+
+    return Detector.load(resolve_model()).segmental.views
+
 
 EXPECTED = {
     "decode (voxguard.audio.load)",
     "preprocess (canonical)",
-    "features: lfcc_4_8k_hann",
-    "features: band_flatness",
+    *(f"features: {view}" for view in _default_views()),  # one row per view of the default model
     "features: all views",
     "pooling (segment mean/std)",
     "ONNX inference",
@@ -88,7 +96,7 @@ def test_peak_rss_scan_reports_megabytes() -> None:
     rss = peak_rss_scan(60.0, block_s=5.0, timeout_s=120)
     assert rss["audio_s"] == pytest.approx(60.0)
     assert 0 < rss["baseline_rss_mb"] <= rss["peak_rss_mb"] < 4096
-    assert rss["scan_wall_s"] > 0 and rss["model"] == "voxguard-v1"
+    assert rss["scan_wall_s"] > 0 and rss["model"] == DEFAULT_MODEL
 
 
 def test_cli_command_writes_markdown(tmp_path: Path) -> None:

@@ -104,7 +104,9 @@ def test_fixed_protocol_and_cli(tiny_corpus, tmp_path):
     assert res.exit_code == 0, res.output
     assert "| gain-x10 |" in res.output and (out / "report.html").is_file()
     md = (out / "robustness.md").read_text()
-    assert "voxguard-v1 (fixed)" in md
+    from voxguard.models.registry import DEFAULT_MODEL
+
+    assert f"{DEFAULT_MODEL} (fixed)" in md
 
     bad = runner.invoke(app, ["robustness", "--corpus", str(tiny_corpus), "--conditions", "nope"])
     assert bad.exit_code == 2 and "unknown condition" in bad.output

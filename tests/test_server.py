@@ -25,6 +25,7 @@ from fastapi.testclient import TestClient
 
 import voxguard
 from signals import speechlike
+from voxguard.models.registry import DEFAULT_MODEL
 from voxguard.server import Settings, create_app
 from voxguard.server import storage as st
 from voxguard.server.routes import api, health
@@ -105,7 +106,7 @@ def test_health_and_ready(client: TestClient) -> None:
     ready = client.get("/readyz")
     assert ready.status_code == 200
     assert ready.json()["status"] == "ready"
-    assert ready.json()["model"] == "voxguard-v1"
+    assert ready.json()["model"] == DEFAULT_MODEL
     assert ready.json()["schema_version"] == st.SCHEMA_VERSION
 
 
@@ -124,7 +125,7 @@ def test_scan_get_roundtrip(client: TestClient, speech_wav: bytes) -> None:
     body = r.json()
     assert body["verdict"] in {"REAL", "FAKE", "UNCERTAIN"}
     assert 0.0 <= body["probability"] <= 1.0
-    assert body["model"] == "voxguard-v1"
+    assert body["model"] == DEFAULT_MODEL
     assert body["path"] == "clip.wav"  # directories of the client's name are dropped
     assert body["duration_s"] == pytest.approx(6.0, abs=0.01)
     assert len(body["timeline"]) >= 2
@@ -209,10 +210,10 @@ def test_feedback_unknown_scan_404(client: TestClient) -> None:
 
 def test_models(client: TestClient) -> None:
     body = client.get("/v1/models").json()
-    assert body["loaded"] == "voxguard-v1"
+    assert body["loaded"] == DEFAULT_MODEL
     names = {m["name"]: m for m in body["models"]}
-    assert {"voxguard-v1", "seed-svm"} <= set(names)
-    assert names["voxguard-v1"]["loaded"] and names["voxguard-v1"]["default"]
+    assert {DEFAULT_MODEL, "seed-svm"} <= set(names)
+    assert names[DEFAULT_MODEL]["loaded"] and names[DEFAULT_MODEL]["default"]
     assert not names["seed-svm"]["loaded"]
 
 
@@ -457,7 +458,7 @@ def test_storage_roundtrip_no_audio_by_default(client: TestClient, speech_wav: b
     assert versions == [v for v, _ in st.MIGRATIONS] and versions[-1] == st.SCHEMA_VERSION
     assert row["audio"] is None
     assert row["file_sha256"] == body["sha256"]
-    assert row["model"] == "voxguard-v1"
+    assert row["model"] == DEFAULT_MODEL
     assert row["verdict"] == body["verdict"]
     assert row["result"]["timeline"] == body["timeline"]
     feats = row["features"]

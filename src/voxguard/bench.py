@@ -399,7 +399,7 @@ def bench_scan(
       trimming, BS.1770 loudness, re-quantisation) on the decoded signal;
     - ``features: VIEW``: :func:`~voxguard.features.segmental.frame_matrix` with one view of the
       model's config at a time, then ``features: all views`` (one shared STFT, as scanning does)
-      and ``pooling`` (:func:`~voxguard.features.segmental.segment_vectors`); for a window-level
+      and ``pooling`` (:func:`~voxguard.features.segmental.pool_segments`); for a window-level
       model (``seed-svm``) a single ``features: deepvoice`` row;
     - ``ONNX inference``: ``detector.model.score`` on precomputed segment vectors (segments of
       the model's ``segment_s`` every half of it, as the scanner cuts them);
@@ -437,7 +437,7 @@ def bench_scan(
         scikit-learn is missing.
     """
     from voxguard.audio import load, segment_bounds
-    from voxguard.features.segmental import SegmentalConfig, frame_matrix, segment_vectors
+    from voxguard.features.segmental import SegmentalConfig, frame_matrix, pool_segments
     from voxguard.scan import load_detector
 
     with contextlib.ExitStack() as stack:
@@ -492,13 +492,12 @@ def bench_scan(
             stages.append(
                 (
                     "pooling (segment mean/std)",
-                    lambda: [
-                        segment_vectors(f, b, cfg.hop_length, cfg.stats) for f, b in zip(frames, bounds, strict=True)
-                    ],
+                    lambda: [pool_segments(f, b, cfg) for f, b in zip(frames, bounds, strict=True)],
                     "",
                 )
             )
-            vectors = [segment_vectors(f, b, cfg.hop_length, cfg.stats) for f, b in zip(frames, bounds, strict=True)]
+            vectors = [pool_segments(f, b, cfg) for f, b in zip(frames, bounds, strict=True)]
+            vectors = [v[np.isfinite(v).all(axis=1)] for v in vectors]  # as scanning: silent segments unscored
         else:
             stages.append(
                 (f"features: {det.kind}", lambda: [det.features(y, s) for y, s, _ in prepared], "per 1-s window")

@@ -8,9 +8,11 @@ from voxguard.errors import ModelError
 from voxguard.models.onnx_model import ModelCard, card_path
 
 ZOO_DIR = Path(__file__).parent / "zoo"
-#: The model used when none is named: trained on audio of the DEV corpus (see its card and
-#: docs/results.md). ``seed-svm`` (the seed study's SVM on DEEP-VOICE features) stays available.
-DEFAULT_MODEL = "voxguard-v1"
+#: The model used when none is named: trained on audio of the DEV corpus (see its card,
+#: docs/results.md and docs/robustness.md). ``voxguard-v1`` (the previous default: not invariant
+#: to the input's sample rate or to added silence) and ``seed-svm`` (the seed study's SVM on
+#: DEEP-VOICE features) stay available.
+DEFAULT_MODEL = "voxguard-v2"
 
 
 def available_models() -> dict[str, ModelCard]:

@@ -174,7 +174,12 @@ class ResultWriter:
             )
         console = Console(file=self.stream, highlight=False)
         if not console.is_terminal:
-            console.width = 160  # files and pipes: no terminal width to follow
+            # Files and pipes have no width to follow: as wide as the table needs, so that no
+            # path or note is folded over lines (people grep this).
+            from rich.measure import Measurement
+
+            wide = console.options.update_width(10_000)
+            console.width = max(160, Measurement.get(console, wide, table).maximum)
         console.print(table)
 
 

@@ -144,7 +144,9 @@ def test_bench_scale_rows_and_table(tmp_path: Path) -> None:
     assert "in-process" in text and "process pool" in text and "core-hours" in text and "$0.05" in text
     for r in rows:
         if r["cpu_s"] is not None:  # psutil present: CPU of this process and its workers was measured
-            assert 0 < r["cores_used"] <= r["workers"] + 0.6  # + the parent's bookkeeping
+            # No upper bound: on tiny files a Dask scheduler's and nanny's own CPU can exceed the
+            # workers' (seen in CI: 2.3 cores for one worker); a timing bound would be flaky.
+            assert r["cores_used"] > 0
     # 1,000 h of audio at the 1-worker in-process throughput per CPU second (per wall s without psutil)
     core_h = 1000.0 / (rows[0]["audio_s"] / rows[0]["cpu_s"] if rows[0]["cpu_s"] else rows[0]["xrt"])
     assert f"{core_h:.2f} core-hours" in text

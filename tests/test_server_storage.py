@@ -343,3 +343,17 @@ def test_window_model_stores_no_vectors(tmp_path: Path) -> None:
         client.post(f"/v1/scans/{body['id']}/feedback", json={"label": "real", "note": None})
         (row,) = client.app.state.service.storage.labelled_scans()
     assert row.vectors is None and row.vectors_spec is None
+
+
+def test_vectors_are_not_stored_when_switched_off(tmp_path: Path) -> None:
+    """VOXGUARD_STORE_VECTORS=false: only the result and scores are kept (privacy)."""
+    settings = Settings.from_env({"VOXGUARD_STORE_VECTORS": "false", "VOXGUARD_DATA_DIR": str(tmp_path)})
+    assert settings.store_vectors is False
+    clip = wav_bytes(speechlike(SR, 4.0))
+    with TestClient(create_app(settings)) as client:
+        body = client.post("/v1/scan", files={"file": ("a.wav", clip, "audio/wav")}).json()
+        assert body["verdict"] in ("REAL", "FAKE", "UNCERTAIN")
+        client.post(f"/v1/scans/{body['id']}/feedback", json={"label": "fake", "note": None})
+        (row,) = client.app.state.service.storage.labelled_scans()
+    assert row.vectors is None and row.vectors_spec is None
+    assert Settings.from_env({}).store_vectors is True

@@ -36,6 +36,12 @@ def serve(
     keep_audio: Annotated[
         bool, typer.Option("--keep-audio", help="Store uploaded audio with each scan (default: results only).")
     ] = False,
+    no_vectors: Annotated[
+        bool,
+        typer.Option(
+            "--no-vectors", help="Do not store the segment feature vectors (then feedback cannot be retrained on)."
+        ),
+    ] = False,
     workers: Annotated[int, typer.Option(help="Worker processes (each loads the model once).", min=1)] = 1,
 ) -> None:
     """Run the REST API (needs the "server" extra): POST /v1/scan, GET /v1/scans/{id}, /docs."""
@@ -53,6 +59,8 @@ def serve(
         os.environ["VOXGUARD_DATA_DIR"] = str(data_dir.expanduser())
     if keep_audio:
         os.environ["VOXGUARD_KEEP_AUDIO"] = "true"
+    if no_vectors:
+        os.environ["VOXGUARD_STORE_VECTORS"] = "false"
 
     from voxguard.errors import ModelError
     from voxguard.models.registry import resolve_model

@@ -206,7 +206,9 @@ class Service:
     def scan_sync(self, upload: Upload, options: ScanOptions) -> dict[str, Any]:
         """Check, scan and store one upload (runs in a worker thread)."""
         self._check_duration(upload.data)
-        scanner, recorder = recording_scanner(self._scanner_for(options))
+        scanner, recorder = self._scanner_for(options), None
+        if self.settings.store_vectors:
+            scanner, recorder = recording_scanner(scanner)
         result = scanner.scan(upload.data, name=upload.filename)
         if result.duration_s is not None and result.duration_s > self.settings.max_duration_s + 0.5:
             # The header understated the length; the scan is done, but the contract is the limit.

@@ -69,6 +69,10 @@ class Settings:
     keep_audio : bool
         Store uploaded audio with each scan (``VOXGUARD_KEEP_AUDIO``, default false: only the
         result and per-segment scores are stored).
+    store_vectors : bool
+        Store the segment feature vectors the model scored, which ``voxguard retrain`` learns
+        from (``VOXGUARD_STORE_VECTORS``, default true). Off: nothing derived from the audio
+        beyond the scores is kept, and feedback on such scans cannot be used for retraining.
     model : str or None
         Shipped model name or ``.onnx`` path (``VOXGUARD_MODEL``; default: the default model).
     cors_origins : tuple of str
@@ -83,6 +87,7 @@ class Settings:
     data_dir: Path = field(default_factory=default_data_dir)
     database_url: str | None = None
     keep_audio: bool = False
+    store_vectors: bool = True
     model: str | None = None
     cors_origins: tuple[str, ...] = ()
 
@@ -121,6 +126,8 @@ class Settings:
             kw["database_url"] = v
         if (v := get("KEEP_AUDIO")) is not None:
             kw["keep_audio"] = _bool("VOXGUARD_KEEP_AUDIO", v)
+        if (v := get("STORE_VECTORS")) is not None:
+            kw["store_vectors"] = _bool("VOXGUARD_STORE_VECTORS", v)
         if (v := get("MODEL")) is not None:
             kw["model"] = v
         if (v := get("CORS_ORIGINS")) is not None:

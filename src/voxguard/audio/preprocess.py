@@ -118,8 +118,12 @@ def block_dc(y: np.ndarray, sr: int, cutoff_hz: float = 20.0) -> np.ndarray:
     Starting from rest, leading digital silence leaves the filter state at zero, so the output on
     the following speech is the same with or without the silence.
     """
-    r = float(np.exp(-2.0 * np.pi * cutoff_hz / sr))
-    return signal.lfilter([1.0, -1.0], [1.0, -r], y.astype(np.float64)).astype(np.float32)
+    r = np.float32(np.exp(-2.0 * np.pi * cutoff_hz / sr))
+    # float32 throughout: the pole is far from the unit circle's precision limits at 20 Hz, and
+    # it halves the cost of the filter (the largest single cost of preprocessing after the VAD).
+    b = np.array([1.0, -1.0], dtype=np.float32)
+    a = np.array([1.0, -r], dtype=np.float32)
+    return signal.lfilter(b, a, np.asarray(y, dtype=np.float32)).astype(np.float32, copy=False)
 
 
 @functools.lru_cache(maxsize=8)

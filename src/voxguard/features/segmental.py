@@ -303,8 +303,14 @@ def segment_vectors(
         count = np.broadcast_to((last - first)[:, None].astype(np.float64), (len(first), n_feat))
     else:  # NaN frames (e.g. F0 when unvoiced) do not count; a segment without any gives 0
         x = np.where(valid, x, 0.0)
-        cv = np.vstack([np.zeros((1, n_feat)), np.cumsum(valid, axis=0)])
-        count = cv[last] - cv[first]
+        whole = valid.all(axis=1)
+        if (whole == valid.any(axis=1)).all():
+            # Whole frames missing (the silence gate): one count per segment, from a 1-D cumsum.
+            cv1 = np.concatenate([[0], np.cumsum(whole)])
+            count = np.broadcast_to((cv1[last] - cv1[first])[:, None].astype(np.float64), (len(first), n_feat))
+        else:
+            cv = np.vstack([np.zeros((1, n_feat)), np.cumsum(valid, axis=0)])
+            count = cv[last] - cv[first]
     safe = np.maximum(count, 1.0)
     c1 = np.vstack([np.zeros((1, n_feat)), np.cumsum(x, axis=0)])
     mean = (c1[last] - c1[first]) / safe

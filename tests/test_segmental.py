@@ -227,3 +227,21 @@ def test_both_classifiers_export_to_onnx_with_their_decision_values(classifier):
     model = SegmentalClassifier(classifier=classifier).fit(X, y)
     _, spec = sklearn_to_onnx(model.pipeline_, X[:40], model.decision_function(X[:40]))
     assert spec["name"] == "probabilities" and spec["sign"] in (1, -1)
+
+
+def test_augmentation_policy_specs_and_copies(tmp_path):
+    from voxguard.datasets import load_manifest
+    from voxguard.errors import VoxguardError
+    from voxguard.models.segmental import SegmentalClassifier, build_segment_table, parse_policy
+
+    assert parse_policy("chain") == ("chain", 1) and parse_policy("chain*2") == ("chain", 2)
+    for bad in ("chain*0", "chain*x", "chain*-1"):
+        with pytest.raises(VoxguardError, match="NAME\\*COPIES"):
+            parse_policy(bad)
+    dataset = load_manifest(write_tiny_corpus(tmp_path, n=8, duration=2.0))
+    model = SegmentalClassifier(segment_s=1.0, hop_s=0.5)
+    table = build_segment_table(dataset, model, policy="chain*2", workers=1, progress=False)
+    clean, augmented = (~table.augmented).sum(), table.augmented.sum()
+    assert clean > 0 and augmented >= 1.5 * clean  # two degraded copies per clip (lengths may differ a little)
+    with pytest.raises(VoxguardError, match="augmentation policy"):
+        build_segment_table(dataset, model, policy="nope*2", workers=1, progress=False)

@@ -29,9 +29,13 @@ POLICY_HELP = (
 
 
 def _preset(name: str):
-    if name not in MODEL_PRESETS:
-        raise typer.BadParameter(f"unknown model {name!r}; choose from {', '.join(MODEL_PRESETS)}")
-    return MODEL_PRESETS[name]
+    from voxguard.errors import VoxguardError
+    from voxguard.models.presets import get_preset
+
+    try:
+        return get_preset(name)
+    except VoxguardError as exc:
+        raise typer.BadParameter(exc.message) from None
 
 
 def train(

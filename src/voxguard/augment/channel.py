@@ -6,8 +6,8 @@ Each function maps mono float32 ``(y, sr)`` to a signal of the same rate and len
 from __future__ import annotations
 
 import numpy as np
-import soxr
 
+from voxguard.audio.load import resample
 from voxguard.augment.codecs import fit_length
 from voxguard.errors import VoxguardError
 
@@ -19,8 +19,7 @@ def band_limit(y: np.ndarray, sr: int, cutoff_hz: float) -> np.ndarray:
     low = int(2 * cutoff_hz)
     if low >= sr:
         return y.astype(np.float32, copy=False)
-    out = soxr.resample(soxr.resample(y, sr, low, quality="HQ"), low, sr, quality="HQ")
-    return fit_length(out.astype(np.float32), len(y))
+    return fit_length(resample(resample(y, sr, low), low, sr), len(y))
 
 
 def gain(y: np.ndarray, factor: float) -> np.ndarray:
@@ -42,7 +41,7 @@ def resample_chain(y: np.ndarray, sr: int, rates: tuple[int, ...] = (48_000, 8_0
     x, current = y.astype(np.float32), sr
     for rate in (*rates, sr):
         if rate != current:
-            x = soxr.resample(x, current, rate, quality="HQ").astype(np.float32)
+            x = resample(x, current, rate)
             current = rate
     return fit_length(x, len(y))
 

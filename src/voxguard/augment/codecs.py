@@ -9,8 +9,8 @@ from __future__ import annotations
 import io
 
 import numpy as np
-import soxr
 
+from voxguard.audio.load import resample
 from voxguard.errors import VoxguardError
 
 # name -> (container, FFmpeg encoder, fixed coding rate or None for "the input's rate")
@@ -29,12 +29,6 @@ AMR_NB_RATES = (4_750, 5_150, 5_900, 6_700, 7_400, 7_950, 10_200, 12_200)
 def fit_length(y: np.ndarray, n: int) -> np.ndarray:
     """Cut or zero-pad ``y`` to ``n`` samples."""
     return y[:n] if len(y) >= n else np.pad(y, (0, n - len(y)))
-
-
-def _resample(y: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
-    if sr_in == sr_out:
-        return y.astype(np.float32, copy=False)
-    return soxr.resample(y, sr_in, sr_out, quality="HQ").astype(np.float32)
 
 
 def _align(decoded: np.ndarray, reference: np.ndarray, sr: int) -> np.ndarray:
@@ -68,7 +62,7 @@ def encode(y: np.ndarray, sr: int, codec: str = "opus", bitrate: int | None = 24
         raise VoxguardError(f"unknown codec {codec!r}; choose from {', '.join([*CODECS, 'vorbis'])}")
     container_format, encoder, rate = CODECS[codec]
     rate = rate or sr
-    x = np.clip(_resample(y, sr, rate), -1.0, 1.0) if codec.endswith("law") else _resample(y, sr, rate)
+    x = np.clip(resample(y, sr, rate), -1.0, 1.0) if codec.endswith("law") else resample(y, sr, rate)
     buf = io.BytesIO()
     with av.open(buf, mode="w", format=container_format) as container:
         stream = container.add_stream(encoder, rate=rate, layout="mono")
@@ -119,7 +113,7 @@ def codec_roundtrip(y: np.ndarray, sr: int, codec: str = "opus", bitrate: int | 
     if codec == "vorbis":
         return vorbis_roundtrip(y, sr)
     data, rate = encode(y, sr, codec, bitrate)
-    decoded = _resample(_decode(data), rate, sr)
+    decoded = resample(_decode(data), rate, sr)
     return _align(decoded, y.astype(np.float32, copy=False), sr)
 
 
@@ -149,11 +143,11 @@ def telephone(y: np.ndarray, sr: int, codec: str = "ulaw", *, bitrate: int = 12_
     """
     from scipy.signal import butter, sosfiltfilt
 
-    x = _resample(y, sr, 8_000)
+    x = resample(y, sr, 8_000)
     sos = butter(4, [300, 3_400], btype="bandpass", fs=8_000, output="sos")
     x = sosfiltfilt(sos, x).astype(np.float32)
     if codec != "none":
         if codec not in ("ulaw", "alaw", "amr_nb"):
             raise VoxguardError(f"unknown telephone codec {codec!r}; choose from ulaw, alaw, amr_nb, none")
         x = codec_roundtrip(x, 8_000, codec, bitrate)
-    return fit_length(_resample(x, 8_000, sr), len(y))
+    return fit_length(resample(x, 8_000, sr), len(y))

@@ -32,7 +32,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import re
 import tempfile
 import time
 from collections import Counter
@@ -121,25 +120,7 @@ class BaseModel:
 
     def new_classifier(self) -> Any:
         """An unfitted classifier with the base model's settings."""
-        t = self.template
-        return type(t)(
-            features=t.features,
-            classifier=t.classifier,
-            C=t.C,
-            segment_s=t.segment_s,
-            hop_s=t.hop_s,
-            class_weight=t.class_weight,
-        )
-
-
-def _classifier_of(model_type: str) -> tuple[str, float]:
-    """Classifier kind and C from a card's ``model_type`` (as ``SegmentalClassifier.describe`` writes it)."""
-    number = r"([0-9.]+(?:[eE][-+]?[0-9]+)?)"
-    if m := re.search(r"SVC\([^)]*C=" + number, model_type):
-        return "svm", float(m.group(1))
-    if m := re.search(r"LogisticRegression\([^)]*C=" + number, model_type):
-        return "logreg", float(m.group(1))
-    raise RetrainError(f"cannot tell the classifier from the model card ({model_type!r})")
+        return self.template.clone()
 
 
 def load_base_model(name_or_path: str | os.PathLike[str]) -> BaseModel:
@@ -152,11 +133,9 @@ def load_base_model(name_or_path: str | os.PathLike[str]) -> BaseModel:
     RetrainError
         The model is not segmental (e.g. ``seed-svm``), so there is nothing to retrain it with.
     """
-    from voxguard.audio import PreprocessConfig
-    from voxguard.features.segmental import SegmentalConfig
     from voxguard.models.onnx_model import ModelCard, card_path
     from voxguard.models.registry import resolve_model
-    from voxguard.models.segmental import SegmentalClassifier
+    from voxguard.models.segmental import preprocess_from_card, recipe_from_card
 
     path = resolve_model(os.fspath(name_or_path))
     card = ModelCard.load(card_path(path))
@@ -166,18 +145,13 @@ def load_base_model(name_or_path: str | os.PathLike[str]) -> BaseModel:
             f"model {card.name!r} is not a segmental model (kind {feats.get('kind')!r}); "
             "only models made by 'voxguard train' can be retrained"
         )
-    classifier, C = _classifier_of(card.model_type)
-    segment_s = float(feats.get("segment_s", 4.0))
-    template = SegmentalClassifier(
-        features=SegmentalConfig.from_dict(feats["segmental"]),
-        classifier=classifier,
-        C=C,
-        segment_s=segment_s,
-        hop_s=float(feats.get("training_hop_s", segment_s / 2)),
-        class_weight=card.training.get("class_weight", "balanced"),
+    return BaseModel(
+        path=path,
+        card=card,
+        template=recipe_from_card(card),
+        preprocess=preprocess_from_card(card),
+        spec=vector_spec(feats),
     )
-    pre = PreprocessConfig.from_dict(feats["preprocess"]) if feats.get("preprocess") else PreprocessConfig()
-    return BaseModel(path=path, card=card, template=template, preprocess=pre, spec=vector_spec(feats))
 
 
 # --------------------------------------------------------------------------- feedback rows

@@ -27,6 +27,7 @@ import numpy as np
 from voxguard.augment import channel, codecs, noise, rawboost
 from voxguard.errors import VoxguardError
 from voxguard.evaluate import metrics
+from voxguard.models.segmental import preprocess_from_card, recipe_from_card  # noqa: F401 (this module's API)
 
 Degrade = Callable[[np.ndarray, int, int, Sequence[np.ndarray]], np.ndarray]
 
@@ -188,6 +189,7 @@ def _init(setup: _Setup) -> None:
 def _job(args: tuple[int, str, int]) -> dict[str, Any]:
     """Every condition of one clip: segment rows (``features``) or a clip score (``scores``)."""
     from voxguard.audio import load, preprocess
+    from voxguard.models.segmental import clip_segments
 
     index, path, seed = args
     setup: _Setup = _STATE["setup"]
@@ -206,8 +208,6 @@ def _job(args: tuple[int, str, int]) -> dict[str, Any]:
                 y, sr, _ = detector.prepare_array(degraded, audio.sample_rate)
                 out["scores"][name] = float(np.mean(detector.window_scores(y, sr).scores))
             else:
-                from voxguard.models.segmental import clip_segments
-
                 pre = preprocess(degraded, audio.sample_rate, setup.preprocess)
                 rows = clip_segments(pre.samples, pre.sample_rate, setup.features, setup.segment_s, setup.hop_s)
                 out["rows"][name] = rows.astype(np.float32)
@@ -234,20 +234,20 @@ def _run(dataset: Any, setup: _Setup, *, seed: int, workers: int, progress: bool
     audio_s = 0.0
     with Progress(*columns, disable=not progress) as bar:
         task = bar.add_task("robustness", total=len(jobs), audio="0 min audio")
+        pool = None
         if workers > 1:
             context = multiprocessing.get_context("spawn")
-            with ProcessPoolExecutor(workers, mp_context=context, initializer=_init, initargs=(setup,)) as pool:
-                for res in pool.map(_job, jobs, chunksize=4):
-                    audio_s += res.get("audio_s", 0.0)
-                    results.append(res)
-                    bar.update(task, advance=1, audio=f"{audio_s / 60:.1f} min audio x {len(setup.conditions)}")
+            pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_init, initargs=(setup,))
         else:
             _init(setup)
-            for job in jobs:
-                res = _job(job)
+        try:
+            for res in pool.map(_job, jobs, chunksize=4) if pool else map(_job, jobs):
                 audio_s += res.get("audio_s", 0.0)
                 results.append(res)
                 bar.update(task, advance=1, audio=f"{audio_s / 60:.1f} min audio x {len(setup.conditions)}")
+        finally:
+            if pool is not None:
+                pool.shutdown()
     return results
 
 
@@ -404,8 +404,7 @@ def evaluate_grouped(
     for k, split in enumerate(group_kfold(dataset, folds, seed=seed)):
         train = np.concatenate([split.train, split.validation])
         rows = np.isin(train_table.clip, train)
-        fitted = type(model)(**{a: getattr(model, a) for a in ("features", "classifier", "C", "segment_s", "hop_s")})
-        fitted.fit(train_table.X[rows], train_table.y[rows])
+        fitted = model.clone().fit(train_table.X[rows], train_table.y[rows])
         for cond in conditions:
             X, clip = tables[cond.name]
             test_rows = np.isin(clip, split.test)
@@ -424,39 +423,6 @@ def evaluate_grouped(
 
 
 # --------------------------------------------------------------------------- recipe and report
-
-
-def recipe_from_card(card: Any) -> Any:
-    """The :class:`SegmentalClassifier` recipe a segmental model card describes (for ``grouped``)."""
-    import re
-
-    from voxguard.features.segmental import SegmentalConfig
-    from voxguard.models.segmental import SegmentalClassifier
-
-    spec = card.features
-    if spec.get("kind") != "segmental":
-        raise VoxguardError(
-            f"model {card.name!r} has feature kind {spec.get('kind')!r}: only segmental models can be retrained "
-            "per fold; use --protocol fixed on a corpus it was not trained on"
-        )
-    recipe = card.training.get("recipe") or {}
-    described = card.model_type or ""
-    c_match = re.search(r"C=([0-9.eE+-]+)", described)
-    return SegmentalClassifier(
-        features=SegmentalConfig.from_dict(spec["segmental"]),
-        classifier=recipe.get("classifier", "svm" if "SVC" in described else "logreg"),
-        C=float(recipe.get("C", c_match.group(1) if c_match else 3.0)),
-        segment_s=float(spec.get("segment_s", 4.0)),
-        hop_s=float(spec.get("training_hop_s", 2.0)),
-    )
-
-
-def preprocess_from_card(card: Any) -> Any:
-    """The :class:`PreprocessConfig` a model was trained with (the canonical one if the card has none)."""
-    from voxguard.audio import PreprocessConfig
-
-    stored = card.features.get("preprocess")
-    return PreprocessConfig.from_dict(stored) if stored else PreprocessConfig()
 
 
 def comparison_rows(results: Sequence[RobustnessResult]) -> list[dict[str, Any]]:

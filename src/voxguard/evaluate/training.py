@@ -101,16 +101,13 @@ def train_segmental(
     log(f"segment table: {table.X.shape[0]} rows x {table.X.shape[1]} features, {len(table.failures)} clips failed")
     labels = dataset.labels()
 
-    def make() -> SegmentalClassifier:
-        return SegmentalClassifier(
-            **{k: getattr(model, k) for k in ("features", "classifier", "C", "segment_s", "hop_s")}
-        )
-
     results = {
-        "grouped": run_protocol(dataset, table, make, protocol="grouped", folds=folds, seed=seed, name=name, log=log)
+        "grouped": run_protocol(
+            dataset, table, model.clone, protocol="grouped", folds=folds, seed=seed, name=name, log=log
+        )
     }
     if lofo:
-        results["lofo"] = run_protocol(dataset, table, make, protocol="lofo", seed=seed, name=name, log=log)
+        results["lofo"] = run_protocol(dataset, table, model.clone, protocol="lofo", seed=seed, name=name, log=log)
 
     # Calibration and thresholds from grouped out-of-fold clip scores: never from training scores.
     grouped = results["grouped"]
@@ -120,7 +117,7 @@ def train_segmental(
     proba[tested] = sigmoid(calibration["a"] * grouped.scores[tested] + calibration["b"])
     thresholds = thresholds_from_scores(labels[tested], proba[tested])
 
-    final = make().fit(table.X, table.y)
+    final = model.clone().fit(table.X, table.y)
     probe = table.X[:: max(1, len(table.X) // 256)][:256]
     onx, output = sklearn_to_onnx(final.pipeline_, probe, final.decision_function(probe))
     output |= {

@@ -8,13 +8,14 @@ segments the same way through ONNX (:class:`voxguard.models.detector.Detector`, 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from voxguard.audio import PreprocessConfig, load, preprocess, segment_bounds
-from voxguard.errors import VoxguardError
+from voxguard.errors import ModelError, VoxguardError
 from voxguard.features.segmental import SegmentalConfig, frame_matrix, pool_segments
 
 CLASSIFIERS = ("svm", "logreg")
@@ -59,6 +60,17 @@ class SegmentalClassifier:
             raise VoxguardError(f"unknown classifier {self.classifier!r}; choose from {', '.join(CLASSIFIERS)}")
         return make_pipeline(StandardScaler(), head)
 
+    def clone(self) -> SegmentalClassifier:
+        """An unfitted copy with the same parameters (scikit-learn's ``clone``)."""
+        return SegmentalClassifier(
+            features=self.features,
+            classifier=self.classifier,
+            C=self.C,
+            segment_s=self.segment_s,
+            hop_s=self.hop_s,
+            class_weight=self.class_weight,
+        )
+
     def fit(self, X: np.ndarray, y: np.ndarray) -> SegmentalClassifier:
         self.pipeline_ = self._make().fit(np.asarray(X, dtype=np.float32), np.asarray(y))
         return self
@@ -70,6 +82,50 @@ class SegmentalClassifier:
     def describe(self) -> str:
         head = f"SVC(rbf, C={self.C}, gamma='scale')" if self.classifier == "svm" else f"LogisticRegression(C={self.C})"
         return f"StandardScaler + {head} on mean/std of {'+'.join(self.features.views)} over {self.segment_s:g} s"
+
+
+# --------------------------------------------------------------------------- recipes from model cards
+
+
+def _classifier_of(model_type: str) -> tuple[str, float]:
+    """Classifier kind and C from a card's ``model_type`` (as :meth:`SegmentalClassifier.describe` writes it)."""
+    number = r"([0-9.]+(?:[eE][-+]?[0-9]+)?)"
+    if m := re.search(r"SVC\([^)]*C=" + number, model_type):
+        return "svm", float(m.group(1))
+    if m := re.search(r"LogisticRegression\([^)]*C=" + number, model_type):
+        return "logreg", float(m.group(1))
+    raise ModelError(f"cannot tell the classifier from the model card ({model_type!r})")
+
+
+def recipe_from_card(card: Any) -> SegmentalClassifier:
+    """The unfitted :class:`SegmentalClassifier` a segmental model card describes (to retrain its recipe).
+
+    Cards written since the ``recipe`` field existed state the classifier; older ones are read
+    from ``model_type``.
+    """
+    spec = card.features
+    if spec.get("kind") != "segmental" or not spec.get("segmental"):
+        raise ModelError(
+            f"model {card.name!r} has feature kind {spec.get('kind')!r}: only segmental models can be retrained "
+            "per fold; use --protocol fixed on a corpus it was not trained on"
+        )
+    recipe = card.training.get("recipe") or {}
+    classifier, C = (recipe["classifier"], float(recipe["C"])) if recipe else _classifier_of(card.model_type)
+    segment_s = float(spec.get("segment_s", 4.0))
+    return SegmentalClassifier(
+        features=SegmentalConfig.from_dict(spec["segmental"]),
+        classifier=classifier,
+        C=C,
+        segment_s=segment_s,
+        hop_s=float(spec.get("training_hop_s", segment_s / 2)),
+        class_weight=card.training.get("class_weight", "balanced"),
+    )
+
+
+def preprocess_from_card(card: Any) -> PreprocessConfig:
+    """The :class:`PreprocessConfig` a model was trained with (the canonical one if the card has none)."""
+    stored = card.features.get("preprocess")
+    return PreprocessConfig.from_dict(stored) if stored else PreprocessConfig()
 
 
 # --------------------------------------------------------------------------- data

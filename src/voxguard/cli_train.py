@@ -75,6 +75,7 @@ def train(
             command=command,
             data_description=" + ".join(str(m) for m in manifests),
             log=lambda line: err.print(line, highlight=False),
+            verbose_log=lambda line: err.print(f"  {line}", highlight=False),
         )
         if report is not None:
             html = write_training_report(result, dataset, report)
@@ -102,6 +103,12 @@ def compare(
     out: Annotated[Path | None, typer.Option(help="Write the Markdown table to this file.")] = None,
     workers: Annotated[int, typer.Option(help="Worker processes for feature extraction.")] = 2,
     seed: Annotated[int, typer.Option(help="Seed for folds and augmentation.")] = 0,
+    fuse: Annotated[
+        bool, typer.Option(help="Also score a logistic-regression fusion of all the models (stacked out of fold).")
+    ] = True,
+    scores_out: Annotated[
+        Path | None, typer.Option("--scores-out", help="Write every model's out-of-fold clip scores to this CSV.")
+    ] = None,
 ) -> None:
     """Compare model presets under grouped CV and leave-one-family-out, or train on one corpus and
     test on another (--test-on)."""
@@ -121,7 +128,7 @@ def compare(
     else:
         dataset = _load(manifests)
     labels = dataset.labels()
-    rows = []
+    rows, results = [], []
     for preset in [m.strip() for m in models.split(",") if m.strip()]:
         proto_model = _preset(preset).model()
         t0 = time.perf_counter()
@@ -145,13 +152,37 @@ def compare(
                 seed=seed,
                 name=preset,
                 log=lambda line: err.print(line, highlight=False),
+                verbose_log=lambda line: err.print(f"  {line}", highlight=False),
             )
             rows.append(result.summary(labels) | {"features_wall_s": feat_s})
+            results.append(result)
         print(describe_protocol_rows([r for r in rows if r["model"] == preset]), flush=True)
+    if fuse and len(results) > 1:
+        from voxguard.evaluate.fusion import fuse_protocol
+
+        for proto in {r.protocol for r in results} - {"cross"}:
+            fused = fuse_protocol(dataset, [r for r in results if r.protocol == proto], seed=seed)
+            rows.append(fused.summary(labels) | {"features_wall_s": 0.0})
     text = describe_protocol_rows(rows)
     print(text)
     if out is not None:
         out.write_text(text + "\n")
+    if scores_out is not None:
+        _write_scores(scores_out, dataset, results)
+
+
+def _write_scores(path: Path, dataset, results) -> None:
+    """Out-of-fold clip scores of every model and protocol as CSV (one row per clip)."""
+    import csv
+
+    labels = dataset.labels()
+    families = dataset.column("family")
+    ids = dataset.ids()
+    with open(path, "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["id", "label", "family", *[f"{r.model}:{r.protocol}" for r in results]])
+        for i in range(len(labels)):
+            writer.writerow([ids[i], labels[i], families[i], *[f"{r.scores[i]:.6g}" for r in results]])
 
 
 def export(

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from voxguard.evaluate import metrics
-from voxguard.models.segmental import SegmentalClassifier, SegmentTable, clip_scores
+from voxguard.models.segmental import SegmentTable, clip_scores
 
 PROTOCOLS = ("grouped", "lofo", "cross")
 
@@ -57,22 +57,59 @@ class ProtocolResult:
 
 
 def _fit_and_score(
-    make: Callable[[], SegmentalClassifier], table: SegmentTable, train: np.ndarray, test: np.ndarray, n_clips: int
+    make: Callable[[], Any],
+    table: SegmentTable,
+    train: np.ndarray,
+    test: np.ndarray,
+    n_clips: int,
+    clip_groups: np.ndarray | None = None,
+    log: Callable[[str], None] | None = None,
 ) -> tuple[np.ndarray, float]:
-    """Fit on every row (clean + augmented) of the train clips, score the clean rows of the test clips."""
+    """Fit on every row (clean + augmented) of the train clips, score the clean rows of the test clips.
+
+    ``clip_groups`` (n_clips,): recording group per clip, passed on per row so that models which
+    hold out a validation split for early stopping hold out whole recordings.
+    """
     train_rows = np.isin(table.clip, train)
     test_rows = np.isin(table.clip, test) & ~table.augmented
+    groups = None if clip_groups is None else clip_groups[table.clip[train_rows]]
     start = time.process_time()
-    model = make().fit(table.X[train_rows], table.y[train_rows])
+    model = make().fit(table.X[train_rows], table.y[train_rows], groups, log=log)
     fit_s = time.process_time() - start
     seg = model.decision_function(table.X[test_rows])
     return clip_scores(seg, table.clip[test_rows], n_clips), fit_s
 
 
+def protocol_splits(
+    dataset: Any, protocol: str, *, folds: int = 5, seed: int = 0, split: Any = None
+) -> list[tuple[str, Any]]:
+    """The named folds ``[(key, Split), ...]`` of a protocol (as :func:`run_protocol` uses them).
+
+    Keys: ``fold1`` ... for ``grouped``, the held-out family for ``lofo``, ``cross`` for ``cross``.
+    """
+    from voxguard.datasets.splits import group_kfold, leave_one_family_out
+
+    if protocol == "grouped":
+        return [(f"fold{k + 1}", s) for k, s in enumerate(group_kfold(dataset, folds, seed=seed))]
+    if protocol == "lofo":
+        labels = dataset.labels()
+        families = dataset.column("family")
+        splits = []
+        for s in leave_one_family_out(dataset, seed=seed):
+            spoof_test = s.test[labels[s.test] == 1]
+            splits.append((str(families[spoof_test[0]]) if len(spoof_test) else "?", s))
+        return splits
+    if protocol == "cross":
+        if split is None:
+            raise ValueError("the cross protocol needs a split (datasets.splits.cross_corpus_split)")
+        return [("cross", split)]
+    raise ValueError(f"unknown protocol {protocol!r}; choose from {', '.join(PROTOCOLS)}")
+
+
 def run_protocol(
     dataset: Any,
     table: SegmentTable,
-    make: Callable[[], SegmentalClassifier],
+    make: Callable[[], Any],
     *,
     protocol: str = "grouped",
     folds: int = 5,
@@ -80,36 +117,25 @@ def run_protocol(
     name: str = "model",
     split: Any = None,
     log: Callable[[str], None] = lambda _m: None,
+    verbose_log: Callable[[str], None] | None = None,
 ) -> ProtocolResult:
     """Out-of-fold clip scores of ``make()`` on ``dataset`` under ``protocol``.
 
-    ``split`` (a :class:`voxguard.datasets.splits.Split`) is required for ``cross`` and ignored
-    otherwise.
+    ``make``: returns an unfitted model with ``fit(X, y, groups, log=)`` and ``decision_function``
+    (:class:`~voxguard.models.segmental.SegmentalClassifier` or a frame model). ``verbose_log``
+    receives the models' own training lines (epochs). ``split`` (a
+    :class:`voxguard.datasets.splits.Split`) is required for ``cross`` and ignored otherwise.
     """
-    from voxguard.datasets.splits import group_kfold, leave_one_family_out
-
     labels = dataset.labels()
     n = len(labels)
+    clip_groups = dataset.groups("utt_group")
     scores = np.full(n, np.nan)
     fold_eer: dict[str, float] = {}
     fit_total = 0.0
-    if protocol == "grouped":
-        splits = [(f"fold{k + 1}", s) for k, s in enumerate(group_kfold(dataset, folds, seed=seed))]
-    elif protocol == "lofo":
-        families = dataset.column("family")
-        splits = []
-        for s in leave_one_family_out(dataset, seed=seed):
-            spoof_test = s.test[labels[s.test] == 1]
-            splits.append((str(families[spoof_test[0]]) if len(spoof_test) else "?", s))
-    elif protocol == "cross":
-        if split is None:
-            raise ValueError("the cross protocol needs a split (datasets.splits.cross_corpus_split)")
-        splits = [("cross", split)]
-    else:
-        raise ValueError(f"unknown protocol {protocol!r}; choose from {', '.join(PROTOCOLS)}")
+    splits = protocol_splits(dataset, protocol, folds=folds, seed=seed, split=split)
     for key, split in splits:
         train = np.concatenate([split.train, split.validation])
-        fold_scores, fit_s = _fit_and_score(make, table, train, split.test, n)
+        fold_scores, fit_s = _fit_and_score(make, table, train, split.test, n, clip_groups, verbose_log)
         fit_total += fit_s
         tested = split.test[~np.isnan(fold_scores[split.test])]
         y_t = labels[tested]

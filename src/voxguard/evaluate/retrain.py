@@ -98,6 +98,8 @@ def vector_spec(features: Mapping[str, Any]) -> dict[str, Any]:
         "preprocess": features.get("preprocess"),
         "segment_s": float(features.get("segment_s", 4.0)),
         "n_columns": len(features.get("columns") or []),
+        # Only frame models say so, so that specs stored before frame models existed still match.
+        **({"input": "frames"} if features.get("input") == "frames" else {}),
     }
 
 
@@ -178,7 +180,7 @@ def _vectors_from_audio(audio: bytes, base: BaseModel) -> np.ndarray:
     t = base.template
     decoded = load(audio, sr=base.preprocess.sample_rate)
     pre = preprocess(decoded.samples, decoded.sample_rate, base.preprocess)
-    return clip_segments(pre.samples, pre.sample_rate, t.features, t.segment_s, t.hop_s)
+    return clip_segments(pre.samples, pre.sample_rate, t.features, t.segment_s, t.hop_s, t.row_kind)
 
 
 def feedback_rows(
@@ -359,7 +361,7 @@ def retrain(
     from voxguard.datasets.splits import group_split
     from voxguard.evaluate.protocols import run_protocol
     from voxguard.evaluate.training import dataset_fingerprint, thresholds_from_scores
-    from voxguard.models.export import fit_platt, sklearn_to_onnx
+    from voxguard.models.export import fit_platt
     from voxguard.models.onnx_model import ModelCard, OnnxModel, card_path, sigmoid
     from voxguard.models.segmental import SegmentTable, build_segment_table
 
@@ -450,7 +452,8 @@ def retrain(
     old_model = OnnxModel(base.path)
     old_scores = _clip_mean(old_model.score(table.X[val_rows]), table.clip[val_rows], val)
     log("fitting the new model on the training part ...")
-    new_model = base.new_classifier().fit(table.X[train_rows], table.y[train_rows])
+    row_groups = combined.groups("utt_group")[table.clip]
+    new_model = base.new_classifier().fit(table.X[train_rows], table.y[train_rows], row_groups[train_rows])
     new_scores = _clip_mean(new_model.decision_function(table.X[val_rows]), table.clip[val_rows], val)
     old_eer, new_eer = _eer(y_val, old_scores), _eer(y_val, new_scores)
     assert old_eer is not None and new_eer is not None  # both classes checked above
@@ -502,9 +505,9 @@ def retrain(
     calibration = fit_platt(grouped.scores[tested], labels[tested])
     proba = sigmoid(calibration["a"] * grouped.scores[tested] + calibration["b"])
     thresholds = thresholds_from_scores(labels[tested], proba)
-    final = base.new_classifier().fit(table.X, table.y)
+    final = base.new_classifier().fit(table.X, table.y, row_groups)
     probe = table.X[:: max(1, len(table.X) // 256)][:256]
-    onx, output = sklearn_to_onnx(final.pipeline_, probe, final.decision_function(probe))
+    onx, output = final.to_onnx(probe)
     output |= {"meaning": "decision value, higher = more likely fake", "calibration": calibration}
     output["thresholds"] = thresholds
     summary = grouped.summary(labels)
@@ -529,6 +532,8 @@ def retrain(
             if augment and corpus_items
             else "none",
             "class_weight": base.template.class_weight,
+            "recipe": base.template.recipe(),
+            "augmentation_policy": base.card.training.get("augmentation_policy") if augment and corpus_items else None,
             "seed": seed,
             "calibration": "Platt scaling on grouped out-of-fold clip scores",
             "command": command,

@@ -166,6 +166,7 @@ class _Setup:
     segment_s: float = 4.0
     hop_s: float = 2.0
     sample_rate: int = 16_000
+    row_kind: str = "pooled"  # "frames" for frame models (CNN, GMM)
 
 
 def _init(setup: _Setup) -> None:
@@ -209,7 +210,9 @@ def _job(args: tuple[int, str, int]) -> dict[str, Any]:
                 out["scores"][name] = float(np.mean(detector.window_scores(y, sr).scores))
             else:
                 pre = preprocess(degraded, audio.sample_rate, setup.preprocess)
-                rows = clip_segments(pre.samples, pre.sample_rate, setup.features, setup.segment_s, setup.hop_s)
+                rows = clip_segments(
+                    pre.samples, pre.sample_rate, setup.features, setup.segment_s, setup.hop_s, setup.row_kind
+                )
                 out["rows"][name] = rows.astype(np.float32)
         except VoxguardError as exc:
             out["errors"][name] = f"{exc.code}: {exc.message}"
@@ -384,6 +387,7 @@ def evaluate_grouped(
             segment_s=model.segment_s,
             hop_s=model.hop_s,
             sample_rate=pre.sample_rate,
+            row_kind=getattr(model, "row_kind", "pooled"),
         )
         condition_rows = _run(dataset, setup, seed=seed, workers=workers, progress=progress)
     tables: dict[str, tuple[np.ndarray, np.ndarray]] = {}
@@ -404,7 +408,8 @@ def evaluate_grouped(
     for k, split in enumerate(group_kfold(dataset, folds, seed=seed)):
         train = np.concatenate([split.train, split.validation])
         rows = np.isin(train_table.clip, train)
-        fitted = model.clone().fit(train_table.X[rows], train_table.y[rows])
+        groups = dataset.groups("utt_group")[train_table.clip[rows]]
+        fitted = model.clone().fit(train_table.X[rows], train_table.y[rows], groups)
         for cond in conditions:
             X, clip = tables[cond.name]
             test_rows = np.isin(clip, split.test)

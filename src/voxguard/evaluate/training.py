@@ -24,9 +24,9 @@ from voxguard.audio import PreprocessConfig
 from voxguard.augment import get_policy
 from voxguard.evaluate import metrics
 from voxguard.evaluate.protocols import ProtocolResult, run_protocol
-from voxguard.models.export import fit_platt, sklearn_to_onnx
+from voxguard.models.export import fit_platt
 from voxguard.models.onnx_model import ModelCard, card_path, sigmoid
-from voxguard.models.segmental import SegmentalClassifier, SegmentTable, build_segment_table, parse_policy
+from voxguard.models.segmental import SegmentTable, build_segment_table, parse_policy
 
 LOW_FA_RATE = 0.01
 
@@ -52,6 +52,19 @@ def thresholds_from_scores(labels: np.ndarray, proba: np.ndarray) -> dict[str, f
     return {"eer": float(eer_point.threshold), "low-fa": max(low_fa, float(eer_point.threshold))}
 
 
+def _input_spec(model: Any) -> dict[str, Any]:
+    """The card's description of the model input: pooled columns, or frame crops."""
+    if getattr(model, "row_kind", "pooled") == "frames":
+        from voxguard.models.segmental import crop_frames
+
+        return {
+            "input": "frames",
+            "frame_columns": model.features.frame_names(),
+            "crop_frames": crop_frames(model.segment_s, model.features),
+        }
+    return {"input": "pooled", "columns": model.features.vector_names()}
+
+
 def dataset_fingerprint(dataset: Any) -> str:
     """Hash of the item list (paths, labels, systems), to tell which data a card refers to."""
     h = hashlib.sha256()
@@ -64,7 +77,7 @@ def train_segmental(
     dataset: Any,
     out_path: str | Path,
     *,
-    model: SegmentalClassifier | None = None,
+    model: Any = None,
     name: str = "voxguard-segmental",
     preprocess_config: PreprocessConfig | None = None,
     augment: bool = True,
@@ -77,15 +90,21 @@ def train_segmental(
     data_description: str = "",
     log: Callable[[str], None] = lambda _m: None,
     progress: bool = True,
+    verbose_log: Callable[[str], None] | None = None,
 ) -> TrainingResult:
-    """Train, evaluate (grouped CV + LOFO), calibrate and export a :class:`SegmentalClassifier`.
+    """Train, evaluate (grouped CV + LOFO), calibrate and export a segment-level model.
 
     Parameters
     ----------
     dataset : voxguard.datasets.Dataset
+    model : SegmentalClassifier or a frame model (FrameCNNClassifier, FrameGMMClassifier)
+        Unfitted; every fold and the final fit use ``model.clone()``.
     out_path : path of the ``.onnx`` to write (its card goes beside it).
     """
-    model = model or SegmentalClassifier()
+    if model is None:
+        from voxguard.models.segmental import SegmentalClassifier
+
+        model = SegmentalClassifier()
     pre_cfg = preprocess_config or PreprocessConfig()
     start = time.perf_counter()
     table = build_segment_table(
@@ -103,11 +122,21 @@ def train_segmental(
 
     results = {
         "grouped": run_protocol(
-            dataset, table, model.clone, protocol="grouped", folds=folds, seed=seed, name=name, log=log
+            dataset,
+            table,
+            model.clone,
+            protocol="grouped",
+            folds=folds,
+            seed=seed,
+            name=name,
+            log=log,
+            verbose_log=verbose_log,
         )
     }
     if lofo:
-        results["lofo"] = run_protocol(dataset, table, model.clone, protocol="lofo", seed=seed, name=name, log=log)
+        results["lofo"] = run_protocol(
+            dataset, table, model.clone, protocol="lofo", seed=seed, name=name, log=log, verbose_log=verbose_log
+        )
 
     # Calibration and thresholds from grouped out-of-fold clip scores: never from training scores.
     grouped = results["grouped"]
@@ -117,9 +146,9 @@ def train_segmental(
     proba[tested] = sigmoid(calibration["a"] * grouped.scores[tested] + calibration["b"])
     thresholds = thresholds_from_scores(labels[tested], proba[tested])
 
-    final = model.clone().fit(table.X, table.y)
+    final = model.clone().fit(table.X, table.y, dataset.groups("utt_group")[table.clip], log=verbose_log)
     probe = table.X[:: max(1, len(table.X) // 256)][:256]
-    onx, output = sklearn_to_onnx(final.pipeline_, probe, final.decision_function(probe))
+    onx, output = final.to_onnx(probe)
     output |= {
         "meaning": "decision value, higher = more likely fake",
         "calibration": calibration,
@@ -156,7 +185,7 @@ def train_segmental(
         features={
             "kind": "segmental",
             "segmental": model.features.to_dict(),
-            "columns": model.features.vector_names(),
+            **_input_spec(model),
             "sample_rate": pre_cfg.sample_rate,
             "preprocess": pre_cfg.to_dict(),
             "segment_s": model.segment_s,
@@ -176,7 +205,7 @@ def train_segmental(
             else "none",
             "augmentation_policy": policy if augment else None,
             "class_weight": model.class_weight,
-            "recipe": {"classifier": model.classifier, "C": model.C, "class_weight": model.class_weight},
+            "recipe": model.recipe(),
             "seed": seed,
             "calibration": "Platt scaling on grouped out-of-fold clip scores",
             "thresholds": "eer: EER point of grouped out-of-fold probabilities; "

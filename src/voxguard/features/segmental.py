@@ -127,9 +127,7 @@ def fill_from_nearest(x: np.ndarray, missing: np.ndarray) -> np.ndarray:
     return x[:, source]
 
 
-def _shared_spectrum_views(
-    y: np.ndarray, sr: int, cfg: SegmentalConfig
-) -> tuple[dict[str, np.ndarray], np.ndarray]:
+def _shared_spectrum_views(y: np.ndarray, sr: int, cfg: SegmentalConfig) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """The spectrum-based views from a single STFT (the dominant cost of the default model).
 
     Returns the views and the quiet-frame mask of ``cfg.gate_db`` (all False without a gate).
@@ -325,3 +323,38 @@ def segment_vectors(
     if empty_as_nan:
         vectors[np.asarray(count).max(axis=1) == 0] = np.nan
     return vectors
+
+
+def segment_crops(frames: np.ndarray, bounds: np.ndarray, hop_length: int, n_frames: int | None = None) -> np.ndarray:
+    """The frame sequence of each segment, for models that read frames rather than pooled statistics.
+
+    Parameters
+    ----------
+    frames : np.ndarray, shape (n_features, n_total_frames)
+        From :func:`frame_matrix`; gated frames are NaN.
+    bounds : np.ndarray, shape (n_segments, 2)
+        Segment start/stop in samples; a frame belongs to a segment when its centre does (as in
+        :func:`segment_vectors`).
+    hop_length : int
+        Samples between frames.
+    n_frames : int, optional
+        Length of every crop; default: the longest segment's frame count.
+
+    Returns
+    -------
+    np.ndarray, shape (n_segments, n_features, n_frames), float32
+        Segments shorter than ``n_frames`` (and frames beyond a longer one's end) are padded with
+        NaN, which frame models treat like gated frames (masked out of their pooling).
+    """
+    total = frames.shape[1]
+    if total == 0:
+        raise FeatureError("no frames to crop")
+    first = np.clip(np.ceil(bounds[:, 0] / hop_length).astype(np.int64), 0, total - 1)
+    last = np.clip(np.ceil(bounds[:, 1] / hop_length).astype(np.int64), first + 1, total)
+    width = int(n_frames if n_frames is not None else (last - first).max())
+    index = first[:, None] + np.arange(width)[None, :]
+    inside = index < last[:, None]
+    # One gather for all segments: (n_features, n_segments, width) -> (n_segments, n_features, width).
+    crops = frames[:, np.minimum(index, total - 1)].transpose(1, 0, 2).astype(np.float32, copy=True)
+    crops[np.broadcast_to(~inside[:, None, :], crops.shape)] = np.nan
+    return crops

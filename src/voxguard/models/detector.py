@@ -21,7 +21,7 @@ import numpy as np
 
 from voxguard.audio import Audio, AudioSource, PreprocessConfig, SpeechActivity, from_array, load, preprocess
 from voxguard.errors import ModelError
-from voxguard.features.segmental import SegmentalConfig, frame_matrix, pool_segments
+from voxguard.features.segmental import SegmentalConfig, frame_matrix, pool_segments, segment_crops
 from voxguard.models.onnx_model import OnnxModel
 
 
@@ -67,6 +67,8 @@ class Detector:
         self.segmental: SegmentalConfig | None = (
             SegmentalConfig.from_dict(spec["segmental"]) if self.kind == "segmental" else None
         )
+        #: Frame models (CNN, GMM) read crops of the frame matrix instead of pooled statistics.
+        self.frame_input: bool = spec.get("input") == "frames"
 
     @classmethod
     def load(cls, path: str | Path, *, threads: int = 1) -> Detector:
@@ -155,14 +157,18 @@ class Detector:
             Raw score (higher = more likely fake) and calibrated P(fake) per segment.
         """
         if self.segmental is not None:
-            # Frame features once for the whole signal, pooled per segment by cumulative sums.
+            # Frame features once for the whole signal, pooled per segment by cumulative sums
+            # (or cut into crops for frame models, which pool inside the network).
             frames = frame_matrix(y, sr, self.segmental)
-            X = pool_segments(frames, bounds, self.segmental)
-            # Segments of silence only (all frames gated) get no score rather than a guess.
-            ok = np.isfinite(X).all(axis=1)
-            scores = np.full(len(X), np.nan)
-            if ok.any():
-                scores[ok] = self.model.score(X[ok])
+            if self.frame_input:
+                scores = self._crop_scores(frames, bounds)
+            else:
+                X = pool_segments(frames, bounds, self.segmental)
+                # Segments of silence only (all frames gated) get no score rather than a guess.
+                ok = np.isfinite(X).all(axis=1)
+                scores = np.full(len(X), np.nan)
+                if ok.any():
+                    scores[ok] = self.model.score(X[ok])
             return scores, self.model.calibrate(scores)
         # Window-level models: score fixed windows once, then average the windows each segment covers.
         windows = self.window_scores(y, sr)
@@ -174,6 +180,17 @@ class Detector:
             scores = (overlap @ windows.scores) / counts
             proba = (overlap @ windows.proba) / counts
         return scores, proba
+
+    def _crop_scores(self, frames: np.ndarray, bounds: np.ndarray, batch: int = 128) -> np.ndarray:
+        """Frame-model scores of segments, in batches of crops (memory stays bounded on long audio)."""
+        assert self.segmental is not None
+        scores = np.full(len(bounds), np.nan)
+        for start in range(0, len(bounds), batch):
+            crops = segment_crops(frames, bounds[start : start + batch], self.segmental.hop_length)
+            ok = np.isfinite(crops).all(axis=1).any(axis=1)  # not silence only
+            if ok.any():
+                scores[start : start + batch][ok] = self.model.score(crops[ok])
+        return scores
 
     def score(self, source: AudioSource | Audio) -> WindowScores:
         """Decode, prepare and score ``source`` window by window."""

@@ -119,11 +119,21 @@ class OnnxModel:
         return self.card.name
 
     def score(self, X: np.ndarray) -> np.ndarray:
-        """Raw scores, higher = more likely fake; ``X`` shape (n_rows, n_features) -> (n_rows,)."""
+        """Raw scores, higher = more likely fake.
+
+        ``X``: pooled rows (n_rows, n_features), or for frame models (card ``input: frames``)
+        crops (n_rows, n_frame_features, n_frames). Returns shape (n_rows,).
+        """
         X = np.ascontiguousarray(X, dtype=np.float32)
-        expected = len(self.card.features.get("columns", [])) or X.shape[1]
-        if X.ndim != 2 or X.shape[1] != expected:
-            raise ModelError(f"expected features of shape (n, {expected}), got {X.shape}")
+        features = self.card.features
+        if features.get("input") == "frames":
+            expected = len(features.get("frame_columns", [])) or X.shape[1]
+            if X.ndim != 3 or X.shape[1] != expected:
+                raise ModelError(f"expected frame crops of shape (n, {expected}, n_frames), got {X.shape}")
+        else:
+            expected = len(features.get("columns", [])) or X.shape[1]
+            if X.ndim != 2 or X.shape[1] != expected:
+                raise ModelError(f"expected features of shape (n, {expected}), got {X.shape}")
         spec = self.card.output
         out = self.session.run([spec["name"]], {self.input_name: X})[0]
         out = out[:, spec["index"]] if spec.get("index") is not None else out.reshape(len(X))

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from voxguard.audio import PreprocessConfig
 from voxguard.errors import VoxguardError
 from voxguard.features.segmental import SegmentalConfig
-from voxguard.models.segmental import SegmentalClassifier
+from voxguard.models.segmental import FRAME_CLASSIFIERS, SegmentalClassifier, frame_model
 
 
 @dataclass(frozen=True)
@@ -22,6 +23,7 @@ class Preset:
     """
 
     views: tuple[str, ...]
+    #: "svm" | "logreg" on pooled statistics; "cnn" | "cnn-svm" | "gmm" on frame crops.
     classifier: str = "svm"
     C: float = 1.0
     gate_db: float | None = None
@@ -30,8 +32,11 @@ class Preset:
     trim_mode: str = "vad"
     drop_delta_means: bool = False
 
-    def model(self, C: float | None = None) -> SegmentalClassifier:
+    def model(self, C: float | None = None) -> Any:
+        """The unfitted model: a :class:`SegmentalClassifier`, or a frame model (``cnn``, ``cnn-svm``, ``gmm``)."""
         features = SegmentalConfig(views=self.views, gate_db=self.gate_db, drop_delta_means=self.drop_delta_means)
+        if self.classifier in FRAME_CLASSIFIERS:
+            return frame_model({"classifier": self.classifier, "C": C or self.C}, features)
         return SegmentalClassifier(features=features, classifier=self.classifier, C=C or self.C)
 
     def preprocess(self) -> PreprocessConfig:
@@ -58,6 +63,26 @@ MODEL_PRESETS: dict[str, Preset] = {
         dc_filter="highpass",
         trim_mode="energy",
         drop_delta_means=True,
+    ),
+    # Frame models (issue 5): the ASVspoof LFCC-GMM baseline, and a light CNN over the v2 frames
+    # with the v2 preprocessing, alone and as the seed's hybrid (CNN embeddings + SVM).
+    "lfcc-gmm": Preset(("lfcc",), "gmm"),
+    "lfcc47h-flatness7k-gated-cnn": Preset(
+        ("lfcc_4_7k_hann", "band_flatness_7k"),
+        "cnn",
+        gate_db=40.0,
+        trim_margin_s=0.25,
+        dc_filter="highpass",
+        trim_mode="energy",
+    ),
+    "lfcc47h-flatness7k-gated-cnn-svm": Preset(
+        ("lfcc_4_7k_hann", "band_flatness_7k"),
+        "cnn-svm",
+        C=1.0,
+        gate_db=40.0,
+        trim_margin_s=0.25,
+        dc_filter="highpass",
+        trim_mode="energy",
     ),
 }
 DEFAULT_PRESET = "lfcc48h-flatness-svm"

@@ -16,7 +16,7 @@ import numpy as np
 
 from voxguard.audio import PreprocessConfig, load, preprocess, segment_bounds
 from voxguard.errors import ModelError, VoxguardError
-from voxguard.features.segmental import SegmentalConfig, frame_matrix, pool_segments
+from voxguard.features.segmental import SegmentalConfig, frame_matrix, pool_segments, segment_crops
 
 CLASSIFIERS = ("svm", "logreg")
 
@@ -44,6 +44,7 @@ class SegmentalClassifier:
     segment_s: float = 4.0
     hop_s: float = 2.0
     class_weight: str | None = "balanced"
+    row_kind: str = field(default="pooled", init=False)
     pipeline_: Any = field(default=None, init=False, repr=False)
 
     def _make(self):
@@ -71,9 +72,21 @@ class SegmentalClassifier:
             class_weight=self.class_weight,
         )
 
-    def fit(self, X: np.ndarray, y: np.ndarray) -> SegmentalClassifier:
+    def fit(self, X: np.ndarray, y: np.ndarray, groups: np.ndarray | None = None, *, log=None) -> SegmentalClassifier:
+        """Fit on pooled rows ``X`` (n, n_dims); ``groups`` and ``log`` are accepted for a common
+        interface with the frame models (which hold out groups for early stopping)."""
         self.pipeline_ = self._make().fit(np.asarray(X, dtype=np.float32), np.asarray(y))
         return self
+
+    def recipe(self) -> dict[str, Any]:
+        """What a card stores to retrain this recipe (see :func:`recipe_from_card`)."""
+        return {"classifier": self.classifier, "C": self.C, "class_weight": self.class_weight}
+
+    def to_onnx(self, probe: np.ndarray) -> tuple[bytes, dict[str, Any]]:
+        """ONNX bytes and the card's ``output`` block, checked against scikit-learn on ``probe``."""
+        from voxguard.models.export import sklearn_to_onnx
+
+        return sklearn_to_onnx(self.pipeline_, probe, self.decision_function(probe))
 
     def decision_function(self, X: np.ndarray) -> np.ndarray:
         """Score per row, higher = more likely fake."""
@@ -97,11 +110,12 @@ def _classifier_of(model_type: str) -> tuple[str, float]:
     raise ModelError(f"cannot tell the classifier from the model card ({model_type!r})")
 
 
-def recipe_from_card(card: Any) -> SegmentalClassifier:
-    """The unfitted :class:`SegmentalClassifier` a segmental model card describes (to retrain its recipe).
+def recipe_from_card(card: Any) -> Any:
+    """The unfitted model a segmental model card describes (to retrain its recipe).
 
-    Cards written since the ``recipe`` field existed state the classifier; older ones are read
-    from ``model_type``.
+    A :class:`SegmentalClassifier`, or a frame model (:mod:`voxguard.models.frame_cnn`,
+    :mod:`voxguard.models.frame_gmm`) when the recipe names one. Cards written since the
+    ``recipe`` field existed state the classifier; older ones are read from ``model_type``.
     """
     spec = card.features
     if spec.get("kind") != "segmental" or not spec.get("segmental"):
@@ -110,6 +124,8 @@ def recipe_from_card(card: Any) -> SegmentalClassifier:
             "per fold; use --protocol fixed on a corpus it was not trained on"
         )
     recipe = card.training.get("recipe") or {}
+    if recipe.get("classifier") in FRAME_CLASSIFIERS:
+        return frame_model(recipe, SegmentalConfig.from_dict(spec["segmental"]))
     classifier, C = (recipe["classifier"], float(recipe["C"])) if recipe else _classifier_of(card.model_type)
     segment_s = float(spec.get("segment_s", 4.0))
     return SegmentalClassifier(
@@ -122,6 +138,24 @@ def recipe_from_card(card: Any) -> SegmentalClassifier:
     )
 
 
+FRAME_CLASSIFIERS = ("cnn", "cnn-svm", "gmm")
+
+
+def frame_model(recipe: dict[str, Any], features: SegmentalConfig) -> Any:
+    """An unfitted frame model from a recipe dict (``classifier`` plus that model's parameters)."""
+    kind = recipe["classifier"]
+    if kind == "gmm":
+        from voxguard.models.frame_gmm import FrameGMMClassifier as cls
+    elif kind in ("cnn", "cnn-svm"):
+        from voxguard.models.frame_cnn import FrameCNNClassifier as cls
+    else:
+        raise ModelError(f"unknown frame classifier {kind!r}; choose from {', '.join(FRAME_CLASSIFIERS)}")
+    params = {k: recipe[k] for k in cls.recipe_keys() if k in recipe}
+    if kind == "cnn-svm":
+        params["head"] = "svm"
+    return cls(features=features, **params)
+
+
 def preprocess_from_card(card: Any) -> PreprocessConfig:
     """The :class:`PreprocessConfig` a model was trained with (the canonical one if the card has none)."""
     stored = card.features.get("preprocess")
@@ -131,12 +165,26 @@ def preprocess_from_card(card: Any) -> PreprocessConfig:
 # --------------------------------------------------------------------------- data
 
 
-def clip_segments(y: np.ndarray, sr: int, features: SegmentalConfig, segment_s: float, hop_s: float) -> np.ndarray:
-    """Pooled vectors of the segments of one preprocessed clip, shape (n_segments, n_dims)."""
+def clip_segments(
+    y: np.ndarray, sr: int, features: SegmentalConfig, segment_s: float, hop_s: float, row_kind: str = "pooled"
+) -> np.ndarray:
+    """Model rows of the segments of one preprocessed clip.
+
+    ``row_kind="pooled"``: pooled vectors, shape (n_segments, n_dims); ``"frames"``: frame crops
+    of ``segment_s`` each, shape (n_segments, n_features, n_frames), NaN-padded (frame models).
+    """
     frames = frame_matrix(y, sr, features)
     bounds = segment_bounds(len(y), sr, segment_s, hop_s)
+    if row_kind == "frames":
+        crops = segment_crops(frames, bounds, features.hop_length, crop_frames(segment_s, features))
+        return crops[np.isfinite(crops).all(axis=1).any(axis=1)]  # crops that are all silence teach nothing
     vectors = pool_segments(frames, bounds, features)
     return vectors[np.isfinite(vectors).all(axis=1)]  # segments that are all silence teach nothing
+
+
+def crop_frames(segment_s: float, features: SegmentalConfig) -> int:
+    """Frames in a crop of ``segment_s`` seconds."""
+    return int(round(segment_s * features.sample_rate / features.hop_length))
 
 
 @dataclass(frozen=True)
@@ -148,6 +196,7 @@ class _ClipJob:
     hop_s: float
     augment_seed: int | None
     policy: str = "v1"
+    row_kind: str = "pooled"
 
 
 # Speech for babble noise, loaded once per worker process (see _init_babble).
@@ -198,7 +247,7 @@ def _clip_job(job: _ClipJob) -> dict[str, Any]:
         pre = preprocess(audio.samples, audio.sample_rate, job.preprocess)
         out: dict[str, Any] = {
             "ok": True,
-            "clean": clip_segments(pre.samples, pre.sample_rate, job.features, job.segment_s, job.hop_s),
+            "clean": clip_segments(pre.samples, pre.sample_rate, job.features, job.segment_s, job.hop_s, job.row_kind),
             "audio_s": audio.duration_s,
         }
         if job.augment_seed is not None:
@@ -210,7 +259,11 @@ def _clip_job(job: _ClipJob) -> dict[str, Any]:
                 seed = job.augment_seed + 7_919 * k  # copy 0 keeps the single-copy seed
                 degraded, how = degrade(audio.samples, audio.sample_rate, seed=seed, babble_sources=_BABBLE)
                 pre_aug = preprocess(degraded, audio.sample_rate, job.preprocess)
-                rows.append(clip_segments(pre_aug.samples, pre_aug.sample_rate, job.features, job.segment_s, job.hop_s))
+                rows.append(
+                    clip_segments(
+                        pre_aug.samples, pre_aug.sample_rate, job.features, job.segment_s, job.hop_s, job.row_kind
+                    )
+                )
                 hows.append(how)
             out["augmented"] = np.vstack(rows)
             out["augmentation"] = "; ".join(hows)
@@ -221,9 +274,10 @@ def _clip_job(job: _ClipJob) -> dict[str, Any]:
 
 @dataclass
 class SegmentTable:
-    """Training rows: pooled segment vectors with the clip each came from.
+    """Training rows: pooled segment vectors (or frame crops) with the clip each came from.
 
-    ``X`` (n_rows, n_dims), ``y`` (n_rows,) 1 = fake, ``clip`` (n_rows,) index into the dataset,
+    ``X`` (n_rows, n_dims), or (n_rows, n_features, n_frames) for frame models;
+    ``y`` (n_rows,) 1 = fake, ``clip`` (n_rows,) index into the dataset,
     ``augmented`` (n_rows,) bool; ``failures`` lists (index, code, message) of clips that failed.
     """
 
@@ -237,7 +291,7 @@ class SegmentTable:
 
 def build_segment_table(
     dataset: Any,
-    model: SegmentalClassifier,
+    model: Any,
     *,
     preprocess_config: PreprocessConfig | None = None,
     augment: bool = True,
@@ -246,7 +300,11 @@ def build_segment_table(
     workers: int = 2,
     progress: bool = True,
 ) -> SegmentTable:
-    """Segment vectors for every clip of a :class:`voxguard.datasets.Dataset` (parallel, with progress).
+    """Segment rows for every clip of a :class:`voxguard.datasets.Dataset` (parallel, with progress).
+
+    ``model``: a :class:`SegmentalClassifier` (pooled rows) or a frame model (``row_kind ==
+    "frames"``: :class:`~voxguard.models.frame_cnn.FrameCNNClassifier`,
+    :class:`~voxguard.models.frame_gmm.FrameGMMClassifier`), whose rows are frame crops.
 
     With ``augment``, every clip also gets one copy (``"NAME*K"``: K copies) degraded by the
     augmentation ``policy`` (:data:`voxguard.augment.POLICIES`), seeded per clip; babble noise
@@ -271,6 +329,7 @@ def build_segment_table(
             model.hop_s,
             seed * 100_003 + i if augment else None,
             policy,
+            getattr(model, "row_kind", "pooled"),
         )
         for i, item in enumerate(dataset)
     ]

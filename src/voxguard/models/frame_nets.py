@@ -1,0 +1,110 @@
+"""Torch building blocks shared by the frame-sequence detectors (training only; never imported at inference).
+
+Frame models read crops of the frame matrix (:func:`voxguard.features.segmental.segment_crops`):
+shape ``(batch, n_features, n_frames)`` with NaN where a frame is gated (silence) or padding.
+:class:`FrameInput` turns that into standardised features plus a validity mask inside the
+network, so the exported ONNX graph takes the raw crops and inference needs no torch and no
+extra preprocessing code.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from voxguard.errors import ModelError
+
+
+def torch_modules() -> tuple[Any, Any]:
+    """``(torch, torch.nn)``, or a clear error when the training extra is not installed."""
+    try:
+        import torch
+        from torch import nn
+    except ImportError as exc:  # pragma: no cover - depends on the install
+        raise ModelError("frame models need torch: pip install 'voxguard[train]'") from exc
+    return torch, nn
+
+
+def frame_statistics(X: np.ndarray, *, max_rows: int = 4000, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Per-feature mean and standard deviation over the finite frames of (a sample of) crops.
+
+    Parameters
+    ----------
+    X : np.ndarray, shape (n_rows, n_features, n_frames)
+
+    Returns
+    -------
+    (mean, std) : two float32 arrays of shape (n_features,)
+    """
+    rows = np.random.default_rng(seed).permutation(len(X))[:max_rows]
+    frames = np.asarray(X[rows], dtype=np.float64).transpose(1, 0, 2).reshape(X.shape[1], -1)
+    frames = frames[:, np.isfinite(frames).all(axis=0)]
+    if frames.shape[1] < 2:
+        raise ModelError("no finite frames to standardise on (all training audio is silence?)")
+    return frames.mean(axis=1).astype(np.float32), (frames.std(axis=1) + 1e-5).astype(np.float32)
+
+
+def build_frame_input(mean: np.ndarray, std: np.ndarray):
+    """A module ``crops -> (x, mask)``: standardised frames with gated frames zeroed, and the mask.
+
+    ``x``: (batch, n_features, n_frames); ``mask``: (batch, 1, n_frames), 1.0 where the frame is
+    finite in every feature.
+    """
+    torch, nn = torch_modules()
+
+    class FrameInput(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.register_buffer("mean", torch.as_tensor(mean, dtype=torch.float32).reshape(1, -1, 1))
+            self.register_buffer("std", torch.as_tensor(std, dtype=torch.float32).reshape(1, -1, 1))
+
+        def forward(self, crops):
+            finite = ~torch.isnan(crops)
+            mask = finite.all(dim=1, keepdim=True).to(crops.dtype)
+            x = torch.where(finite, (crops - self.mean) / self.std, torch.zeros_like(crops))
+            return x * mask, mask
+
+    return FrameInput()
+
+
+def masked_mean(x, mask):
+    """Mean over time of ``x`` (batch, channels, time) where ``mask`` (batch, 1, time) is 1."""
+    return (x * mask).sum(dim=2) / mask.sum(dim=2).clamp(min=1.0)
+
+
+def export_frame_model(module: Any, n_features: int, output: str) -> bytes:
+    """ONNX bytes of a module ``crops (batch, n_features, time) -> output (batch, ...)``, dynamic batch and time."""
+    import io
+    import warnings
+
+    torch, _ = torch_modules()
+    buffer = io.BytesIO()
+    # The TorchScript exporter is deprecated in favour of torch.export (dynamo), which needs
+    # onnxscript; the legacy one handles these small static graphs exactly (parity is checked).
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.onnx.export(
+            module.eval(),
+            (torch.zeros(2, n_features, 64),),
+            buffer,
+            input_names=["crops"],
+            output_names=[output],
+            dynamic_axes={"crops": {0: "batch", 2: "frames"}, output: {0: "batch"}},
+            opset_version=17,
+            dynamo=False,
+        )
+    return buffer.getvalue()
+
+
+def check_onnx(onx: bytes, output: str, probe: np.ndarray, reference: np.ndarray, *, atol: float = 1e-3) -> None:
+    """Raise :class:`ModelError` unless ONNX Runtime reproduces ``reference`` on ``probe``."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(onx, providers=["CPUExecutionProvider"])
+    got = session.run([output], {"crops": np.ascontiguousarray(probe, dtype=np.float32)})[0].reshape(len(probe), -1)
+    want = np.asarray(reference).reshape(len(probe), -1)
+    scale = max(1.0, float(np.max(np.abs(want))))
+    diff = float(np.max(np.abs(got - want)))
+    if not diff <= atol * scale:
+        raise ModelError(f"the ONNX export does not reproduce the torch scores (max difference {diff:.2e})")

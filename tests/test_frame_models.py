@@ -1,0 +1,293 @@
+"""Frame-sequence detectors (LCNN, hybrid CNN+SVM, LFCC-GMM), crops, and score fusion."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from signals import make_clip, write_tiny_corpus
+from voxguard.features.segmental import SegmentalConfig, frame_matrix, segment_crops, segment_vectors
+
+pytest.importorskip("torch")
+SR = 16_000
+
+
+def toy_crops(n: int = 240, n_features: int = 6, n_frames: int = 120, seed: int = 0):
+    """Crops whose fakes carry a temporal pattern in feature 0 that no pooled statistic shows: the
+    same white-noise values as a real crop, reordered so that their signs alternate. Gated (NaN)
+    frames at random."""
+    rng = np.random.default_rng(seed)
+    y = (np.arange(n) % 3 == 0).astype(np.int64)  # one fake in three, as unbalanced as DEV
+    X = rng.standard_normal((n, n_features, n_frames)).astype(np.float32)
+    for i in np.flatnonzero(y):
+        values = X[i, 0]
+        pos, neg = rng.permutation(values[values >= 0]), rng.permutation(values[values < 0])
+        k = min(len(pos), len(neg))
+        alternating = np.empty(2 * k, np.float32)
+        alternating[0::2], alternating[1::2] = pos[:k], neg[:k]
+        X[i, 0] = np.concatenate([alternating, pos[k:], neg[k:]])
+    gated = rng.random((n, n_frames)) < 0.1
+    X[np.broadcast_to(gated[:, None, :], X.shape)] = np.nan
+    groups = np.arange(n) // 2
+    return X, y, groups
+
+
+def _eer(y, s):
+    from voxguard.evaluate.metrics import eer
+
+    return eer(y, s).eer
+
+
+# --------------------------------------------------------------------------- crops
+
+
+def test_segment_crops_are_the_frames_each_segment_pools():
+    rng = np.random.default_rng(1)
+    frames = rng.standard_normal((4, 50)).astype(np.float32)
+    frames[:, 10:13] = np.nan
+    hop = 160
+    bounds = np.array([[0, 1600], [800, 2400], [4000, 8000]])  # the last one is longer than the crop
+    crops = segment_crops(frames, bounds, hop, n_frames=12)
+    assert crops.shape == (3, 4, 12) and crops.dtype == np.float32
+    np.testing.assert_array_equal(crops[0, :, :10], frames[:, :10])
+    assert np.isnan(crops[0, :, 10:]).all()  # 10 frames of 12: padded
+    np.testing.assert_array_equal(crops[1, :, :10], frames[:, 5:15])
+    np.testing.assert_array_equal(crops[2, :, :12], frames[:, 25:37])
+    # The finite frames of each crop are exactly what pooling averages.
+    for k, (a, b) in enumerate(bounds[:2]):
+        crop = segment_crops(frames, bounds[k : k + 1], hop)[0]
+        pooled = segment_vectors(frames, np.array([[a, b]]), hop, ("mean",))[0]
+        np.testing.assert_allclose(np.nanmean(crop, axis=1), pooled, rtol=1e-5)
+
+
+def test_short_segments_are_padded_with_nan():
+    frames = np.ones((3, 30), dtype=np.float32)
+    crops = segment_crops(frames, np.array([[0, 1600], [0, 4800]]), 160)
+    assert crops.shape == (2, 3, 30)
+    assert np.isfinite(crops[0, :, :10]).all() and np.isnan(crops[0, :, 10:]).all()
+    assert np.isfinite(crops[1]).all()
+
+
+# --------------------------------------------------------------------------- models
+
+
+@pytest.fixture(scope="module")
+def toy():
+    X, y, groups = toy_crops()
+    Xt, yt, _ = toy_crops(seed=7)
+    return X, y, groups, Xt, yt
+
+
+def _cnn(**kw):
+    from voxguard.models.frame_cnn import FrameCNNClassifier
+
+    params = dict(width=8, max_epochs=12, patience=12, batch_size=32, train_frames=64, threads=1, lr=5e-3)
+    return FrameCNNClassifier(features=SegmentalConfig(views=("band_flatness",)), **(params | kw))
+
+
+def test_cnn_learns_a_temporal_pattern_that_pooled_statistics_miss(toy):
+    from voxguard.models.segmental import SegmentalClassifier
+
+    X, y, groups, Xt, yt = toy
+    cnn = _cnn().fit(X, y, groups)
+    assert _eer(yt, cnn.decision_function(Xt)) < 0.1
+    assert len(cnn.history_) >= 1 and {"loss", "val_eer"} <= set(cnn.history_[0])
+    # The same crops pooled to mean/std carry no signal: an SVM on them stays near chance.
+    pooled = lambda A: np.hstack([np.nanmean(A, axis=2), np.nanstd(A, axis=2)])  # noqa: E731
+    svm = SegmentalClassifier(C=1.0).fit(pooled(X), y)
+    assert _eer(yt, svm.decision_function(pooled(Xt))) > 0.3
+
+
+def test_cnn_scores_do_not_depend_on_padding_or_batch(toy):
+    X, y, groups, Xt, _ = toy
+    cnn = _cnn(max_epochs=2).fit(X, y, groups)
+    base = cnn.decision_function(Xt[:8])
+    padded = np.concatenate([Xt[:8], np.full((8, Xt.shape[1], 40), np.nan, np.float32)], axis=2)
+    np.testing.assert_allclose(cnn.decision_function(padded), base, atol=1e-4)
+    one_by_one = np.concatenate([cnn.decision_function(Xt[i : i + 1]) for i in range(8)])
+    np.testing.assert_allclose(one_by_one, base, atol=1e-4)
+
+
+def test_cnn_and_hybrid_export_to_onnx_with_dynamic_length(toy):
+    import onnxruntime as ort
+
+    X, y, groups, Xt, _ = toy
+    for head in ("linear", "svm"):
+        model = _cnn(max_epochs=2, head=head).fit(X, y, groups)
+        onx, output = model.to_onnx(Xt[:16])
+        session = ort.InferenceSession(onx, providers=["CPUExecutionProvider"])
+        longer = np.concatenate([Xt[:4], Xt[:4]], axis=2)  # another length than exported with
+        out = session.run([output["name"]], {"crops": longer})[0]
+        out = out[:, output["index"]] if output["index"] is not None else out.reshape(-1)
+        np.testing.assert_allclose(output["sign"] * out, model.decision_function(longer), atol=1e-3)
+
+
+def test_cnn_early_stopping_keeps_the_best_epoch(toy):
+    X, y, groups, _, _ = toy
+    cnn = _cnn(max_epochs=6, patience=1).fit(X, y, groups)
+    eers = [h["val_eer"] for h in cnn.history_]
+    assert len(eers) <= 6
+    if len(eers) < 6:  # stopped early: the last epoch did not improve on the best
+        assert eers[-1] >= min(eers)
+
+
+def test_cnn_validation_split_holds_out_whole_groups():
+    from voxguard.models.frame_cnn import FrameCNNClassifier
+
+    y = np.tile([0, 0, 1], 40)
+    groups = np.repeat(np.arange(30), 4)
+    train, val = FrameCNNClassifier()._validation_split(y, groups, np.random.default_rng(0))
+    assert len(val) and not set(groups[train]) & set(groups[val])
+    assert sorted(np.concatenate([train, val])) == list(range(len(y)))
+
+
+def test_gmm_separates_classes_and_ignores_gated_frames():
+    from voxguard.models.frame_gmm import FrameGMMClassifier
+
+    rng = np.random.default_rng(3)
+    n, d, t = 120, 5, 60
+    y = (np.arange(n) % 2).astype(np.int64)
+    X = rng.standard_normal((n, d, t)).astype(np.float32)
+    X[y == 1, 1] *= 2.0  # a wider spread in one feature: frame-level, no time structure needed
+    model = FrameGMMClassifier(n_components=4, max_frames=5000, seed=0).fit(X[:80], y[:80])
+    scores = model.decision_function(X[80:])
+    assert _eer(y[80:], scores) < 0.1
+    with_gaps = np.concatenate([X[80:], np.full((40, d, 20), np.nan, np.float32)], axis=2)
+    np.testing.assert_allclose(model.decision_function(with_gaps), scores, atol=1e-4)
+    onx, output = model.to_onnx(X[80:96])
+    assert output["name"] == "llr" and len(onx) > 0
+
+
+def test_recipes_round_trip_and_reject_unknown_kinds():
+    from voxguard.errors import ModelError
+    from voxguard.models.frame_cnn import FrameCNNClassifier
+    from voxguard.models.frame_gmm import FrameGMMClassifier
+    from voxguard.models.segmental import frame_model
+
+    cnn = _cnn(head="svm", C=2.0)
+    back = frame_model(cnn.recipe(), cnn.features)
+    assert isinstance(back, FrameCNNClassifier) and back.recipe() == cnn.recipe()
+    gmm = FrameGMMClassifier(n_components=8)
+    assert frame_model(gmm.recipe(), gmm.features).recipe() == gmm.recipe()
+    with pytest.raises(ModelError):
+        frame_model({"classifier": "transformer"}, cnn.features)
+    with pytest.raises(ModelError):
+        FrameCNNClassifier(head="mlp")
+    with pytest.raises(ModelError):
+        FrameCNNClassifier().decision_function(np.zeros((1, 2, 3), np.float32))
+
+
+# --------------------------------------------------------------------------- end to end
+
+
+@pytest.fixture(scope="module")
+def tiny_corpus(tmp_path_factory):
+    return write_tiny_corpus(tmp_path_factory.mktemp("corpus"))
+
+
+@pytest.mark.parametrize("kind", ["cnn", "gmm"])
+def test_frame_model_trains_exports_and_scans(tiny_corpus, tmp_path, kind):
+    from voxguard.datasets import load_manifest
+    from voxguard.evaluate.training import train_segmental
+    from voxguard.models.detector import Detector
+    from voxguard.models.onnx_model import ModelCard, card_path
+    from voxguard.models.segmental import frame_model, recipe_from_card
+    from voxguard.scan import Scanner
+
+    dataset = load_manifest(tiny_corpus)
+    features = SegmentalConfig(views=("lfcc_4_8k_hann", "band_flatness"), gate_db=40.0)
+    recipe = {"classifier": kind, "segment_s": 2.0, "hop_s": 1.0}
+    recipe |= {"width": 8, "max_epochs": 6, "threads": 1, "train_frames": 100} if kind == "cnn" else {}
+    recipe |= {"n_components": 4, "max_frames": 20_000} if kind == "gmm" else {}
+    model = frame_model(recipe, features)
+    result = train_segmental(
+        dataset, tmp_path / "m.onnx", model=model, name="tiny", workers=1, folds=3, progress=False, lofo=False
+    )
+    card = ModelCard.load(card_path(result.model_path))
+    assert card.features["input"] == "frames" and card.features["crop_frames"] == 200
+    assert len(card.features["frame_columns"]) == 60 + 16
+    assert card.training["recipe"]["classifier"] == kind
+    assert result.table.X.ndim == 3 and result.table.X.shape[1:] == (76, 200)
+    assert card.metrics["grouped_cv"]["eer"] < 0.25  # the tiny corpus is separable on purpose
+    assert recipe_from_card(card).recipe() == model.recipe()
+
+    detector = Detector.load(result.model_path)
+    assert detector.frame_input
+    # (ONNX parity with torch is checked at export; train_segmental refuses a mismatch.)
+    train_scores = detector.model.score(result.table.X)
+    assert _eer(result.table.y, train_scores) < 0.25
+    scanner = Scanner(detector)
+    real = scanner.scan(make_clip("real", 999), sr=SR)
+    fake = scanner.scan(make_clip("lowpass", 998), sr=SR)
+    assert np.isfinite(real.probability) and fake.probability > real.probability
+    # A segment whose frames are all gated gets no score rather than a guess.
+    frames = np.full((76, 400), np.nan, np.float32)
+    frames[:, 300:] = 0.0
+    scores = detector._crop_scores(frames, np.array([[0, SR * 2], [SR * 2, SR * 4]]))
+    assert np.isnan(scores[0]) and np.isfinite(scores[1])
+
+
+def test_frame_matrix_crops_match_training_rows(tiny_corpus):
+    from voxguard.audio import PreprocessConfig, load, preprocess, segment_bounds
+    from voxguard.models.segmental import clip_segments
+
+    cfg = SegmentalConfig(views=("band_flatness",))
+    path = tiny_corpus.parent / "real_0.wav"
+    pre = preprocess(load(path).samples, SR, PreprocessConfig())
+    rows = clip_segments(pre.samples, SR, cfg, 2.0, 1.0, "frames")
+    frames = frame_matrix(pre.samples, SR, cfg)
+    bounds = segment_bounds(len(pre.samples), SR, 2.0, 1.0)
+    np.testing.assert_array_equal(rows, segment_crops(frames, bounds, cfg.hop_length, 200))
+
+
+# --------------------------------------------------------------------------- fusion
+
+
+def test_fusion_of_complementary_detectors_beats_each(tiny_corpus):
+    from voxguard.datasets import load_manifest
+    from voxguard.evaluate.fusion import fit_fusion, fuse_protocol
+    from voxguard.evaluate.protocols import ProtocolResult
+
+    dataset = load_manifest(tiny_corpus)
+    y = dataset.labels()
+    rng = np.random.default_rng(0)
+    # Two detectors with independent errors: their sum is a better detector than either.
+    a = y + rng.normal(0, 0.8, len(y))
+    b = 10 * (y + rng.normal(0, 0.8, len(y))) + 3  # another scale and offset
+    results = [ProtocolResult("grouped", name, s, {}, 0.0) for name, s in (("a", a), ("b", b))]
+    fused = fuse_protocol(dataset, results, folds=3)
+    assert fused.model == "fusion(a+b)" and np.isfinite(fused.scores).all()
+    assert _eer(y, fused.scores) <= min(_eer(y, a), _eer(y, b))
+    weights = fit_fusion(np.column_stack([a, b]), y, ["a", "b"])
+    assert all(w > 0 for w in weights.weight)
+    assert weights.apply(np.column_stack([a, b])).shape == (len(y),)
+    assert weights.to_dict()["models"] == ["a", "b"]
+    with pytest.raises(ValueError):
+        fuse_protocol(dataset, results[:1])
+    with pytest.raises(ValueError):
+        fuse_protocol(dataset, [ProtocolResult("cross", "a", a, {}, 0.0)] * 2)
+
+
+def test_compare_scores_models_and_their_fusion(tiny_corpus, tmp_path):
+    import csv
+
+    from typer.testing import CliRunner
+
+    from voxguard.cli import app
+
+    table, scores = tmp_path / "table.md", tmp_path / "scores.csv"
+    result = CliRunner().invoke(
+        app,
+        [
+            "compare", str(tiny_corpus), "--models", "lfcc48-logreg,lfcc-gmm", "--protocol", "grouped",
+            "--workers", "1", "--no-augment", "--out", str(table), "--scores-out", str(scores),
+        ],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    text = table.read_text()
+    for name in ("lfcc48-logreg", "lfcc-gmm", "fusion(lfcc48-logreg+lfcc-gmm)"):
+        assert f"| {name} | grouped |" in text
+    with open(scores) as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 36 and {"lfcc48-logreg:grouped", "lfcc-gmm:grouped"} <= set(rows[0])
+    assert all(r["label"] in ("0", "1") for r in rows)

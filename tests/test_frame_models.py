@@ -281,6 +281,7 @@ def test_compare_scores_models_and_their_fusion(tiny_corpus, tmp_path):
         [
             "compare", str(tiny_corpus), "--models", "lfcc48-logreg,lfcc-gmm", "--protocol", "grouped",
             "--workers", "1", "--no-augment", "--out", str(table), "--scores-out", str(scores),
+            "--report", str(tmp_path / "report"),
         ],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
@@ -291,3 +292,54 @@ def test_compare_scores_models_and_their_fusion(tiny_corpus, tmp_path):
         rows = list(csv.DictReader(fh))
     assert len(rows) == 36 and {"lfcc48-logreg:grouped", "lfcc-gmm:grouped"} <= set(rows[0])
     assert all(r["label"] in ("0", "1") for r in rows)
+    index = (tmp_path / "report" / "index.html").read_text()
+    assert "fusion(lfcc48-logreg+lfcc-gmm)" in index and "data:image/png;base64," in index
+    assert (tmp_path / "report" / "curves-grouped.png").stat().st_size > 1000
+    assert (tmp_path / "report" / "lfcc-gmm-grouped" / "report.html").is_file()
+
+
+def test_fusion_model_trains_ships_as_onnx_and_scans(tiny_corpus, tmp_path):
+    from voxguard.audio import PreprocessConfig, segment_bounds
+    from voxguard.datasets import load_manifest
+    from voxguard.errors import ModelError
+    from voxguard.evaluate.fusion import FusionWeights
+    from voxguard.evaluate.training import train_fusion
+    from voxguard.models.detector import Detector
+    from voxguard.models.frame_gmm import FrameGMMClassifier
+    from voxguard.models.segmental import SegmentalClassifier
+    from voxguard.scan import Scanner
+
+    dataset = load_manifest(tiny_corpus)
+    pre = PreprocessConfig()
+    members = [
+        ("logreg", SegmentalClassifier(classifier="logreg", C=1.0, segment_s=2.0, hop_s=1.0), pre),
+        ("gmm", FrameGMMClassifier(n_components=4, max_frames=20_000, segment_s=2.0, hop_s=1.0), pre),
+    ]
+    out = tmp_path / "fused.onnx"
+    result = train_fusion(
+        dataset, out, members, name="fused", folds=3, workers=1, progress=False, augment=False, lofo=True
+    )
+    assert (tmp_path / "fused.logreg.onnx").is_file() and (tmp_path / "fused.gmm.card.json").is_file()
+    card = result.card
+    assert card.features["kind"] == "fusion" and card.features["members"] == ["fused.logreg.onnx", "fused.gmm.onnx"]
+    assert set(card.metrics) == {"grouped_cv", "leave_one_family_out"}
+    assert card.metrics["grouped_cv"]["eer"] < 0.25
+
+    detector = Detector.load(out)
+    assert [m.name for m in detector.members] == ["fused.logreg", "fused.gmm"]
+    y = make_clip("lowpass", 998)
+    prepared, sr, _ = detector.prepare_array(y, SR)
+    bounds = segment_bounds(len(prepared), sr, 2.0, 1.0)
+    scores, proba = detector.segment_scores(prepared, sr, bounds)
+    member_scores = np.column_stack([m.segment_scores(prepared, sr, bounds)[0] for m in detector.members])
+    weights = FusionWeights(**{k: tuple(v) if isinstance(v, list) else v for k, v in card.output["fusion"].items()})
+    np.testing.assert_allclose(scores, weights.apply(member_scores), rtol=1e-4, atol=1e-4)
+    assert np.all((proba >= 0) & (proba <= 1))
+    real = Scanner(detector).scan(make_clip("real", 999), sr=SR)
+    fake = Scanner(detector).scan(y, sr=SR)
+    assert fake.probability > real.probability
+
+    # A fusion whose member is missing fails to load with a clear error.
+    (tmp_path / "fused.gmm.onnx").unlink()
+    with pytest.raises(ModelError):
+        Detector.load(out)

@@ -498,19 +498,30 @@ def bench_scan(
             )
             vectors = [pool_segments(f, b, cfg) for f, b in zip(frames, bounds, strict=True)]
             vectors = [v[np.isfinite(v).all(axis=1)] for v in vectors]  # as scanning: silent segments unscored
-        else:
+        if cfg is not None and (det.frame_input or det.members):
+            # Frame models (crops into a network) and fusions (members, then the fusion graph)
+            # have no pooled-vector input: time their whole model step on the computed frames.
+            stages.append(
+                (
+                    "model (crops/members + ONNX)",
+                    lambda: [det.segment_scores(y, s, b) for (y, s, _), b in zip(prepared, bounds, strict=True)],
+                    "includes the frame features",
+                )
+            )
+        elif cfg is None:
             stages.append(
                 (f"features: {det.kind}", lambda: [det.features(y, s) for y, s, _ in prepared], "per 1-s window")
             )
             vectors = [det.features(y, s)[0] for y, s, _ in prepared]
-        n_vec = sum(len(v) for v in vectors)
-        stages.append(
-            (
-                "ONNX inference",
-                lambda: [det.model.score(v) for v in vectors],
-                f"{n_vec} vectors of {vectors[0].shape[1] if vectors else 0} features",
+        if cfg is None or not (det.frame_input or det.members):
+            n_vec = sum(len(v) for v in vectors)
+            stages.append(
+                (
+                    "ONNX inference",
+                    lambda: [det.model.score(v) for v in vectors],
+                    f"{n_vec} vectors of {vectors[0].shape[1] if vectors else 0} features",
+                )
             )
-        )
         stages.append((SCAN_STAGE, lambda: [scanner.scan(p) for p in paths], f"model {det.name}"))
 
         def seed_via_voxguard() -> list[np.ndarray]:

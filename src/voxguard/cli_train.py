@@ -43,7 +43,13 @@ def train(
     out: Annotated[Path, typer.Option("--out", "-o", help="Output .onnx (its .card.json goes beside it).")] = Path(
         "models/voxguard-segmental.onnx"
     ),
-    model: Annotated[str, typer.Option(help=f"Model preset: {', '.join(MODEL_PRESETS)}.")] = DEFAULT_PRESET,
+    model: Annotated[
+        str,
+        typer.Option(
+            help=f"Model preset: {', '.join(MODEL_PRESETS)}; A+B trains both and a logistic-regression "
+            "fusion of their scores (members are written beside --out)."
+        ),
+    ] = DEFAULT_PRESET,
     name: Annotated[str | None, typer.Option(help="Model name in the card (default: the file stem).")] = None,
     C: Annotated[float | None, typer.Option("--C", help="Regularisation (default: the preset's).")] = None,
     augment: Annotated[bool, typer.Option(help="Add one degraded copy of every clip (both classes).")] = True,
@@ -56,27 +62,55 @@ def train(
     """Train a detector on audio, measure it (grouped CV, LOFO), calibrate it and export it to ONNX."""
     from voxguard.cli import EXIT_FILE_FAILED, _report_error, err
     from voxguard.errors import VoxguardError
-    from voxguard.evaluate.training import describe_protocol_rows, train_segmental, write_training_report
+    from voxguard.evaluate.training import (
+        describe_protocol_rows,
+        train_fusion,
+        train_segmental,
+        write_training_report,
+    )
 
     command = "voxguard " + " ".join(sys.argv[1:])
     try:
         dataset = _load(manifests)
-        result = train_segmental(
-            dataset,
-            out,
-            model=_preset(model).model(C),
-            preprocess_config=_preset(model).preprocess(),
-            name=name or out.name.removesuffix(".onnx"),
-            augment=augment,
-            policy=augment_policy,
-            lofo=lofo,
-            seed=seed,
-            workers=workers,
-            command=command,
-            data_description=" + ".join(str(m) for m in manifests),
-            log=lambda line: err.print(line, highlight=False),
-            verbose_log=lambda line: err.print(f"  {line}", highlight=False),
-        )
+        if "+" in model:
+            members, seen = [], set()
+            for preset in model.split("+"):
+                member = _preset(preset.strip()).model(C)
+                label = member.classifier if member.classifier not in seen else f"{member.classifier}{len(seen) + 1}"
+                seen.add(label)
+                members.append((label, member, _preset(preset.strip()).preprocess()))
+            result = train_fusion(
+                dataset,
+                out,
+                members,
+                name=name or out.name.removesuffix(".onnx"),
+                augment=augment,
+                policy=augment_policy,
+                lofo=lofo,
+                seed=seed,
+                workers=workers,
+                command=command,
+                data_description=" + ".join(str(m) for m in manifests),
+                log=lambda line: err.print(line, highlight=False),
+                verbose_log=lambda line: err.print(f"  {line}", highlight=False),
+            )
+        else:
+            result = train_segmental(
+                dataset,
+                out,
+                model=_preset(model).model(C),
+                preprocess_config=_preset(model).preprocess(),
+                name=name or out.name.removesuffix(".onnx"),
+                augment=augment,
+                policy=augment_policy,
+                lofo=lofo,
+                seed=seed,
+                workers=workers,
+                command=command,
+                data_description=" + ".join(str(m) for m in manifests),
+                log=lambda line: err.print(line, highlight=False),
+                verbose_log=lambda line: err.print(f"  {line}", highlight=False),
+            )
         if report is not None:
             html = write_training_report(result, dataset, report)
             err.print(f"report: {html}", highlight=False)
@@ -108,6 +142,10 @@ def compare(
     ] = True,
     scores_out: Annotated[
         Path | None, typer.Option("--scores-out", help="Write every model's out-of-fold clip scores to this CSV.")
+    ] = None,
+    report: Annotated[
+        Path | None,
+        typer.Option(help="Write an HTML/Markdown report (table, ROC/DET, per-family EER) to this folder."),
     ] = None,
 ) -> None:
     """Compare model presets under grouped CV and leave-one-family-out, or train on one corpus and
@@ -157,11 +195,13 @@ def compare(
             rows.append(result.summary(labels) | {"features_wall_s": feat_s})
             results.append(result)
         print(describe_protocol_rows([r for r in rows if r["model"] == preset]), flush=True)
+    fused_results = []
     if fuse and len(results) > 1:
         from voxguard.evaluate.fusion import fuse_protocol
 
-        for proto in {r.protocol for r in results} - {"cross"}:
+        for proto in dict.fromkeys(r.protocol for r in results if r.protocol != "cross"):
             fused = fuse_protocol(dataset, [r for r in results if r.protocol == proto], seed=seed)
+            fused_results.append(fused)
             rows.append(fused.summary(labels) | {"features_wall_s": 0.0})
     text = describe_protocol_rows(rows)
     print(text)
@@ -169,6 +209,11 @@ def compare(
         out.write_text(text + "\n")
     if scores_out is not None:
         _write_scores(scores_out, dataset, results)
+    if report is not None:
+        from voxguard.evaluate.comparison import write_comparison_report
+
+        index = write_comparison_report(dataset, [*results, *fused_results], rows, report)
+        err.print(f"report: {index}", highlight=False)
 
 
 def _write_scores(path: Path, dataset, results) -> None:

@@ -102,3 +102,34 @@ def fuse_protocol(
         fold_eer=fold_eer,
         fit_s=float(sum(r.fit_s for r in results)),
     )
+
+
+def fusion_to_onnx(weights: FusionWeights) -> bytes:
+    """A tiny ONNX graph ``member scores (n, n_models) -> fused score (n,)`` for :class:`FusionWeights`."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    m = len(weights.models)
+    consts = {
+        "mean": np.asarray(weights.mean, np.float32).reshape(1, m),
+        "scale": np.asarray(weights.scale, np.float32).reshape(1, m),
+        "weight": np.asarray(weights.weight, np.float32).reshape(m, 1),
+        "bias": np.asarray([weights.bias], np.float32),
+        "shape": np.asarray([-1], np.int64),
+    }
+    nodes = [
+        helper.make_node("Sub", ["scores", "mean"], ["centred"]),
+        helper.make_node("Div", ["centred", "scale"], ["standard"]),
+        helper.make_node("MatMul", ["standard", "weight"], ["weighted"]),
+        helper.make_node("Add", ["weighted", "bias"], ["column"]),
+        helper.make_node("Reshape", ["column", "shape"], ["fused"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "voxguard_fusion",
+        [helper.make_tensor_value_info("scores", TensorProto.FLOAT, [None, m])],
+        [helper.make_tensor_value_info("fused", TensorProto.FLOAT, [None])],
+        initializer=[numpy_helper.from_array(v, name=k) for k, v in consts.items()],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="voxguard")
+    model.ir_version = 8  # readable by every onnxruntime >= 1.16 (the floor in pyproject)
+    return model.SerializeToString()

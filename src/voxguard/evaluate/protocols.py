@@ -41,14 +41,21 @@ class ProtocolResult:
     def summary(self, labels: np.ndarray) -> dict[str, Any]:
         tested = ~np.isnan(self.scores)
         eers = np.array(list(self.fold_eer.values()))
+        y, s = labels[tested], self.scores[tested]
+        pooled = metrics.eer(y, s)
+        at_eer = metrics.compute_all(y, s, threshold=pooled.threshold)
         row: dict[str, Any] = {
             "model": self.model,
             "protocol": self.protocol,
             "clips": int(tested.sum()),
-            "pooled_eer": metrics.eer(labels[tested], self.scores[tested]).eer,
-            "auc": metrics.roc_auc(labels[tested], self.scores[tested]),
-            "mean_fold_eer": float(np.nanmean(eers)),
+            "pooled_eer": pooled.eer,
+            "auc": metrics.roc_auc(y, s),
+            "min_dcf": at_eer.get("min_dcf"),
+            "accuracy_at_eer": at_eer.get("accuracy"),
+            "f1_at_eer": at_eer.get("f1"),
+            "mean_fold_eer": float(np.nanmean(eers)) if len(eers) else float("nan"),
             "fit_s": self.fit_s,
+            **{k: v for k, v in self.extra.items() if k == "scoring_x_realtime"},
         }
         if self.protocol == "lofo":
             worst = max(self.fold_eer, key=lambda k: self.fold_eer[k])
@@ -64,11 +71,12 @@ def _fit_and_score(
     n_clips: int,
     clip_groups: np.ndarray | None = None,
     log: Callable[[str], None] | None = None,
-) -> tuple[np.ndarray, float]:
+) -> tuple[np.ndarray, float, float]:
     """Fit on every row (clean + augmented) of the train clips, score the clean rows of the test clips.
 
     ``clip_groups`` (n_clips,): recording group per clip, passed on per row so that models which
-    hold out a validation split for early stopping hold out whole recordings.
+    hold out a validation split for early stopping hold out whole recordings. Returns the clip
+    scores and the CPU seconds of fitting and of scoring the test rows.
     """
     train_rows = np.isin(table.clip, train)
     test_rows = np.isin(table.clip, test) & ~table.augmented
@@ -76,8 +84,10 @@ def _fit_and_score(
     start = time.process_time()
     model = make().fit(table.X[train_rows], table.y[train_rows], groups, log=log)
     fit_s = time.process_time() - start
+    start = time.process_time()
     seg = model.decision_function(table.X[test_rows])
-    return clip_scores(seg, table.clip[test_rows], n_clips), fit_s
+    score_s = time.process_time() - start
+    return clip_scores(seg, table.clip[test_rows], n_clips), fit_s, score_s
 
 
 def protocol_splits(
@@ -131,16 +141,23 @@ def run_protocol(
     clip_groups = dataset.groups("utt_group")
     scores = np.full(n, np.nan)
     fold_eer: dict[str, float] = {}
-    fit_total = 0.0
+    fit_total = score_total = 0.0
     splits = protocol_splits(dataset, protocol, folds=folds, seed=seed, split=split)
     for key, split in splits:
         train = np.concatenate([split.train, split.validation])
-        fold_scores, fit_s = _fit_and_score(make, table, train, split.test, n, clip_groups, verbose_log)
+        fold_scores, fit_s, score_s = _fit_and_score(make, table, train, split.test, n, clip_groups, verbose_log)
         fit_total += fit_s
+        score_total += score_s
         tested = split.test[~np.isnan(fold_scores[split.test])]
         y_t = labels[tested]
         fold_eer[key] = metrics.eer(y_t, fold_scores[tested]).eer if 0 < y_t.sum() < len(y_t) else float("nan")
         # Every clip is tested in at most one fold (a real clip in one LOFO fold, a fake in its family's).
         scores[tested] = fold_scores[tested]
         log(f"{name} {protocol} {key}: EER {fold_eer[key] * 100:.1f} % ({fit_s:.0f} CPU s)")
-    return ProtocolResult(protocol=protocol, model=name, scores=scores, fold_eer=fold_eer, fit_s=fit_total)
+    extra: dict[str, Any] = {"score_cpu_s": score_total}
+    if table.clip_seconds is not None:
+        # Model only (features excluded): seconds of the scored clips per CPU second of scoring.
+        extra["scoring_x_realtime"] = float(table.clip_seconds[~np.isnan(scores)].sum() / max(score_total, 1e-9))
+    return ProtocolResult(
+        protocol=protocol, model=name, scores=scores, fold_eer=fold_eer, fit_s=fit_total, extra=extra
+    )

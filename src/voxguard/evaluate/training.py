@@ -65,6 +65,42 @@ def _input_spec(model: Any) -> dict[str, Any]:
     return {"input": "pooled", "columns": model.features.vector_names()}
 
 
+def _card_metrics(
+    results: dict[str, ProtocolResult],
+    summary_rows: list[dict[str, Any]],
+    labels: np.ndarray,
+    proba: np.ndarray,
+    thresholds: dict[str, float],
+    folds: int,
+) -> dict[str, Any]:
+    """The card's ``metrics``: grouped CV (with accuracy/F1 at the EER threshold) and, when run, LOFO."""
+    tested = ~np.isnan(proba)
+    grouped_summary = summary_rows[0]
+    at_eer = metrics.compute_all(labels[tested], proba[tested], threshold=thresholds["eer"])
+    card_metrics: dict[str, Any] = {
+        "grouped_cv": {
+            "split": f"grouped stratified {folds}-fold by utt_group (real recordings and their fakes never straddle)",
+            "eer": grouped_summary["pooled_eer"],
+            "mean_fold_eer": grouped_summary["mean_fold_eer"],
+            "auc": grouped_summary["auc"],
+            "accuracy_at_eer_threshold": at_eer.get("accuracy"),
+            "f1_at_eer_threshold": at_eer.get("f1"),
+            "clips": grouped_summary["clips"],
+        }
+    }
+    if "lofo" in results:
+        lofo_summary = summary_rows[1]
+        card_metrics["leave_one_family_out"] = {
+            "split": "one fold per spoof family; real clips spread across folds by utt_group",
+            "mean_eer": lofo_summary["mean_fold_eer"],
+            "pooled_eer": lofo_summary["pooled_eer"],
+            "worst_family": lofo_summary["worst_family"],
+            "worst_eer": lofo_summary["worst_eer"],
+            "per_family_eer": results["lofo"].fold_eer,
+        }
+    return card_metrics
+
+
 def dataset_fingerprint(dataset: Any) -> str:
     """Hash of the item list (paths, labels, systems), to tell which data a card refers to."""
     h = hashlib.sha256()
@@ -156,29 +192,7 @@ def train_segmental(
     }
 
     summary_rows = [r.summary(labels) for r in results.values()]
-    grouped_summary = summary_rows[0]
-    at_eer = metrics.compute_all(labels[tested], proba[tested], threshold=thresholds["eer"])
-    card_metrics: dict[str, Any] = {
-        "grouped_cv": {
-            "split": f"grouped stratified {folds}-fold by utt_group (real recordings and their fakes never straddle)",
-            "eer": grouped_summary["pooled_eer"],
-            "mean_fold_eer": grouped_summary["mean_fold_eer"],
-            "auc": grouped_summary["auc"],
-            "accuracy_at_eer_threshold": at_eer.get("accuracy"),
-            "f1_at_eer_threshold": at_eer.get("f1"),
-            "clips": grouped_summary["clips"],
-        }
-    }
-    if lofo:
-        lofo_summary = summary_rows[1]
-        card_metrics["leave_one_family_out"] = {
-            "split": "one fold per spoof family; real clips spread across folds by utt_group",
-            "mean_eer": lofo_summary["mean_fold_eer"],
-            "pooled_eer": lofo_summary["pooled_eer"],
-            "worst_family": lofo_summary["worst_family"],
-            "worst_eer": lofo_summary["worst_eer"],
-            "per_family_eer": results["lofo"].fold_eer,
-        }
+    card_metrics = _card_metrics(results, summary_rows, labels, proba, thresholds, folds)
     card = ModelCard(
         name=name,
         model_type=final.describe(),
@@ -231,6 +245,140 @@ def train_segmental(
     )
 
 
+def train_fusion(
+    dataset: Any,
+    out_path: str | Path,
+    members: Sequence[tuple[str, Any, PreprocessConfig]],
+    *,
+    name: str = "voxguard-fusion",
+    lofo: bool = True,
+    folds: int = 5,
+    seed: int = 0,
+    command: str = "",
+    log: Callable[[str], None] = lambda _m: None,
+    **member_kwargs: Any,
+) -> TrainingResult:
+    """Train each member with :func:`train_segmental`, then a logistic-regression fusion of their scores.
+
+    Members are written beside ``out_path`` as ``NAME.LABEL.onnx`` (each a complete model with its
+    card); ``out_path`` holds the fusion graph (member scores -> fused score) and a card of kind
+    ``"fusion"`` naming the members. Fusion weights and calibration come from the members'
+    grouped out-of-fold clip scores; the fusion's own grouped and LOFO figures are stacked out of
+    fold (:func:`voxguard.evaluate.fusion.fuse_protocol`).
+
+    Parameters
+    ----------
+    members : sequence of (label, unfitted model, PreprocessConfig)
+        At least two; all with the same preprocessing and segment length.
+    member_kwargs : passed on to :func:`train_segmental` (augmentation, workers, progress ...).
+    """
+    from voxguard.errors import ModelError
+    from voxguard.evaluate.fusion import fit_fusion, fuse_protocol, fusion_to_onnx
+
+    if len(members) < 2:
+        raise ModelError("a fusion needs at least two members")
+    pre = members[0][2]
+    if any(m[2] != pre or m[1].segment_s != members[0][1].segment_s for m in members):
+        raise ModelError("fusion members must share preprocessing and segment length")
+    out = Path(out_path)
+    stem = out.name.removesuffix(".onnx")
+    start = time.perf_counter()
+    trained = []
+    for label, model, member_pre in members:
+        log(f"member {label}: {model.describe()}")
+        trained.append(
+            train_segmental(
+                dataset,
+                out.with_name(f"{stem}.{label}.onnx"),
+                model=model,
+                name=f"{name}.{label}",
+                preprocess_config=member_pre,
+                lofo=lofo,
+                folds=folds,
+                seed=seed,
+                command=command,
+                log=log,
+                **member_kwargs,
+            )
+        )
+    labels = dataset.labels()
+    member_names = [r.card.name for r in trained]
+    results = {"grouped": fuse_protocol(dataset, [r.protocols["grouped"] for r in trained], folds=folds, seed=seed)}
+    if lofo:
+        results["lofo"] = fuse_protocol(dataset, [r.protocols["lofo"] for r in trained], folds=folds, seed=seed)
+    for key, result in results.items():
+        result.model = name
+        log(f"{name} {key}: EER {result.summary(labels)['pooled_eer'] * 100:.2f} % (stacked out of fold)")
+
+    member_scores = np.column_stack([r.protocols["grouped"].scores for r in trained])
+    have = np.isfinite(member_scores).all(axis=1)
+    weights = fit_fusion(member_scores[have], labels[have], member_names)
+    grouped = results["grouped"]
+    tested = ~np.isnan(grouped.scores)
+    calibration = fit_platt(grouped.scores[tested], labels[tested])
+    proba = np.full(len(labels), np.nan)
+    proba[tested] = sigmoid(calibration["a"] * grouped.scores[tested] + calibration["b"])
+    thresholds = thresholds_from_scores(labels[tested], proba[tested])
+    summary_rows = [r.summary(labels) for r in results.values()]
+    first = trained[0].card
+    card = ModelCard(
+        name=name,
+        model_type="logistic-regression fusion of " + " and ".join(r.card.model_type for r in trained),
+        features={
+            "kind": "fusion",
+            "members": [f"{stem}.{label}.onnx" for label, _, _ in members],
+            "columns": member_names,
+            "sample_rate": first.features["sample_rate"],
+            "preprocess": first.features["preprocess"],
+            "segment_s": first.features["segment_s"],
+        },
+        output={
+            "name": "fused",
+            "index": None,
+            "sign": 1,
+            "meaning": "fused member scores, higher = more likely fake",
+            "fusion": weights.to_dict(),
+            "calibration": calibration,
+            "thresholds": thresholds,
+        },
+        training={
+            "data": first.training.get("data", ""),
+            "data_fingerprint": dataset_fingerprint(dataset),
+            "clips": int(len(labels)),
+            "members": {r.card.name: r.card.metrics for r in trained},
+            "augmentation": first.training.get("augmentation"),
+            "augmentation_policy": first.training.get("augmentation_policy"),
+            "fusion": "class-balanced logistic regression on standardised member clip scores, fitted on the "
+            "members' grouped out-of-fold scores",
+            "seed": seed,
+            "calibration": "Platt scaling on stacked grouped out-of-fold fused clip scores",
+            "thresholds": "eer: EER point of grouped out-of-fold probabilities; "
+            "low-fa: at most 1 % of real clips flagged",
+            "command": command,
+            "wall_s": round(time.perf_counter() - start, 1),
+        },
+        metrics=_card_metrics(results, summary_rows, labels, proba, thresholds, folds),
+        created=date.today().isoformat(),
+        voxguard_version=__version__,
+        notes=[
+            *first.notes,
+            "Fused figures are stacked: each fold's fusion weights are fitted on the other folds' out-of-fold "
+            "scores (in grouped CV those came from members that saw this fold in training; a small leak).",
+        ],
+    )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(fusion_to_onnx(weights))
+    card.save(card_path(out))
+    return TrainingResult(
+        model_path=out,
+        card=card,
+        protocols=results,
+        oof_proba=proba,
+        table=trained[0].table,
+        summary_rows=[row for r in trained for row in r.summary_rows] + summary_rows,
+    )
+
+
 def write_training_report(result: TrainingResult, dataset: Any, out_dir: str | Path) -> Path:
     """HTML/Markdown report of the grouped out-of-fold scores, with per-family and per-dataset tables."""
     from voxguard.evaluate.report import ReportSection, write_report
@@ -267,13 +415,21 @@ def write_training_report(result: TrainingResult, dataset: Any, out_dir: str | P
 def describe_protocol_rows(rows: Sequence[dict[str, Any]]) -> str:
     """Markdown table of :meth:`ProtocolResult.summary` rows."""
     lines = [
-        "| model | protocol | clips | EER (pooled) | mean fold EER | AUC | worst family | fit CPU s |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| model | protocol | clips | EER (pooled) | mean fold EER | AUC | minDCF | accuracy / F1 at EER threshold "
+        "| worst family | fit CPU s | scoring × real time |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
+
+    def number(value: Any, fmt: str) -> str:
+        return "—" if value is None or not np.isfinite(value) else format(value, fmt)
+
     for r in rows:
         worst = f"{r['worst_family']} ({r['worst_eer'] * 100:.1f} %)" if "worst_family" in r else "—"
+        acc_f1 = f"{number(r.get('accuracy_at_eer'), '.3f')} / {number(r.get('f1_at_eer'), '.3f')}"
+        speed = number(r.get("scoring_x_realtime"), ",.0f")
         lines.append(
             f"| {r['model']} | {r['protocol']} | {r['clips']} | {r['pooled_eer'] * 100:.1f} % | "
-            f"{r['mean_fold_eer'] * 100:.1f} % | {r['auc']:.3f} | {worst} | {r['fit_s']:.0f} |"
+            f"{r['mean_fold_eer'] * 100:.1f} % | {r['auc']:.3f} | {number(r.get('min_dcf'), '.3f')} | {acc_f1} | "
+            f"{worst} | {r['fit_s']:.0f} | {speed} |"
         )
     return "\n".join(lines)

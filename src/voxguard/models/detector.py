@@ -57,8 +57,10 @@ class Detector:
         self.model = model
         spec = model.card.features
         self.kind: str = spec.get("kind", "")
-        if self.kind not in ("deepvoice", "segmental"):
+        if self.kind not in ("deepvoice", "segmental", "fusion"):
             raise ModelError(f"unsupported feature kind {self.kind!r} in the model card", path=str(model.path))
+        #: Fusion models: the member detectors whose segment scores the model's ONNX graph combines.
+        self.members: list[Detector] = self._load_members(spec) if self.kind == "fusion" else []
         rate = spec.get("sample_rate")
         self.sample_rate: int | None = rate if isinstance(rate, int) else None
         pre = spec.get("preprocess")
@@ -67,12 +69,37 @@ class Detector:
         self.segmental: SegmentalConfig | None = (
             SegmentalConfig.from_dict(spec["segmental"]) if self.kind == "segmental" else None
         )
+        if self.members:
+            # Scanning treats a fusion like its first member (rate, preprocessing, segment frames).
+            self.segmental = self.members[0].segmental
         #: Frame models (CNN, GMM) read crops of the frame matrix instead of pooled statistics.
         self.frame_input: bool = spec.get("input") == "frames"
 
     @classmethod
     def load(cls, path: str | Path, *, threads: int = 1) -> Detector:
         return cls(OnnxModel(path, threads=threads))
+
+    def _load_members(self, spec: dict) -> list[Detector]:
+        """Member detectors of a fusion card (files beside the fusion model), checked to agree on input."""
+        names = spec.get("members") or []
+        if len(names) < 2:
+            raise ModelError("a fusion model needs at least two members", path=str(self.model.path))
+        members = [Detector.load(self.model.path.parent / str(name)) for name in names]
+        if any(m.kind != "segmental" for m in members):
+            raise ModelError("fusion members must be segmental models", path=str(self.model.path))
+        first = members[0]
+        for other in members[1:]:
+            same = (other.sample_rate, other.preprocess_config, other.segment_s) == (
+                first.sample_rate,
+                first.preprocess_config,
+                first.segment_s,
+            )
+            if not same:
+                raise ModelError(
+                    "fusion members must share sample rate, preprocessing and segment length",
+                    path=str(self.model.path),
+                )
+        return members
 
     @property
     def name(self) -> str:
@@ -156,19 +183,28 @@ class Detector:
         (scores, proba) : two arrays of shape (n_segments,)
             Raw score (higher = more likely fake) and calibrated P(fake) per segment.
         """
+        if self.members:
+            # Each member scores the same segments of the same prepared signal; frame features
+            # are computed once per distinct frame configuration.
+            frames_by_config: dict[tuple, np.ndarray] = {}
+            columns = []
+            for member in self.members:
+                cfg = member.segmental
+                assert cfg is not None
+                key = (cfg.views, cfg.sample_rate, cfg.gate_db)
+                if key not in frames_by_config:
+                    frames_by_config[key] = frame_matrix(y, sr, cfg)
+                columns.append(member.scores_from_frames(frames_by_config[key], bounds))
+            stacked = np.column_stack(columns)
+            scores = np.full(len(bounds), np.nan)
+            ok = np.isfinite(stacked).all(axis=1)
+            if ok.any():
+                scores[ok] = self.model.score(stacked[ok])
+            return scores, self.model.calibrate(scores)
         if self.segmental is not None:
             # Frame features once for the whole signal, pooled per segment by cumulative sums
             # (or cut into crops for frame models, which pool inside the network).
-            frames = frame_matrix(y, sr, self.segmental)
-            if self.frame_input:
-                scores = self._crop_scores(frames, bounds)
-            else:
-                X = pool_segments(frames, bounds, self.segmental)
-                # Segments of silence only (all frames gated) get no score rather than a guess.
-                ok = np.isfinite(X).all(axis=1)
-                scores = np.full(len(X), np.nan)
-                if ok.any():
-                    scores[ok] = self.model.score(X[ok])
+            scores = self.scores_from_frames(frame_matrix(y, sr, self.segmental), bounds)
             return scores, self.model.calibrate(scores)
         # Window-level models: score fixed windows once, then average the windows each segment covers.
         windows = self.window_scores(y, sr)
@@ -180,6 +216,21 @@ class Detector:
             scores = (overlap @ windows.scores) / counts
             proba = (overlap @ windows.proba) / counts
         return scores, proba
+
+    def scores_from_frames(self, frames: np.ndarray, bounds: np.ndarray) -> np.ndarray:
+        """Raw scores of segments from the frame matrix of the prepared signal (segmental models).
+
+        Segments of silence only (all frames gated) get NaN rather than a guess.
+        """
+        assert self.segmental is not None
+        if self.frame_input:
+            return self._crop_scores(frames, bounds)
+        X = pool_segments(frames, bounds, self.segmental)
+        ok = np.isfinite(X).all(axis=1)
+        scores = np.full(len(X), np.nan)
+        if ok.any():
+            scores[ok] = self.model.score(X[ok])
+        return scores
 
     def _crop_scores(self, frames: np.ndarray, bounds: np.ndarray, batch: int = 128) -> np.ndarray:
         """Frame-model scores of segments, in batches of crops (memory stays bounded on long audio)."""

@@ -287,6 +287,8 @@ class SegmentTable:
     augmented: np.ndarray
     failures: list[tuple[int, str, str]]
     audio_s: float
+    #: Decoded seconds of every clip of the dataset (0 for failed clips), when known.
+    clip_seconds: np.ndarray | None = None
 
 
 def build_segment_table(
@@ -336,6 +338,7 @@ def build_segment_table(
     labels = dataset.labels()
     X, y, clip, aug, failures = [], [], [], [], []
     audio_s = 0.0
+    clip_seconds = np.zeros(len(jobs))
     columns = (
         TextColumn("segment features"),
         BarColumn(),
@@ -358,6 +361,7 @@ def build_segment_table(
             for i, res in enumerate(results):
                 if res["ok"]:
                     audio_s += res["audio_s"]
+                    clip_seconds[i] = res["audio_s"]
                     for key, flag in (("clean", False), ("augmented", True)):
                         if key in res:
                             rows = res[key]
@@ -378,6 +382,7 @@ def build_segment_table(
         augmented=np.concatenate(aug),
         failures=failures,
         audio_s=audio_s,
+        clip_seconds=clip_seconds,
     )
 
 

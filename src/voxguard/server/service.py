@@ -89,9 +89,10 @@ def recording_scanner(scanner: Scanner) -> tuple[Scanner, _RecordingModel | None
     model = getattr(detector, "model", None)
     if getattr(detector, "segmental", None) is None or model is None:
         return scanner, None
-    if getattr(detector, "frame_input", False):
+    if getattr(detector, "frame_input", False) or getattr(detector, "members", None):
         # Frame models score crops of frame features: far larger than pooled vectors and closer
-        # to a recording, so they are not kept (retraining such a model uses kept audio).
+        # to a recording, so they are not kept (retraining such a model uses kept audio); a
+        # fusion's own input is its members' scores, not features.
         return scanner, None
     if not math.isclose(scanner.segment_s, detector.segment_s):
         return scanner, None

@@ -72,6 +72,18 @@ def train(
     command = "voxguard " + " ".join(sys.argv[1:])
     try:
         dataset = _load(manifests)
+        common = {
+            "name": name or out.name.removesuffix(".onnx"),
+            "augment": augment,
+            "policy": augment_policy,
+            "lofo": lofo,
+            "seed": seed,
+            "workers": workers,
+            "command": command,
+            "data_description": " + ".join(str(m) for m in manifests),
+            "log": lambda line: err.print(line, highlight=False),
+            "verbose_log": lambda line: err.print(f"  {line}", highlight=False),
+        }
         if "+" in model:
             members, seen = [], set()
             for preset in model.split("+"):
@@ -83,16 +95,7 @@ def train(
                 dataset,
                 out,
                 members,
-                name=name or out.name.removesuffix(".onnx"),
-                augment=augment,
-                policy=augment_policy,
-                lofo=lofo,
-                seed=seed,
-                workers=workers,
-                command=command,
-                data_description=" + ".join(str(m) for m in manifests),
-                log=lambda line: err.print(line, highlight=False),
-                verbose_log=lambda line: err.print(f"  {line}", highlight=False),
+                **common,
             )
         else:
             result = train_segmental(
@@ -100,16 +103,7 @@ def train(
                 out,
                 model=_preset(model).model(C),
                 preprocess_config=_preset(model).preprocess(),
-                name=name or out.name.removesuffix(".onnx"),
-                augment=augment,
-                policy=augment_policy,
-                lofo=lofo,
-                seed=seed,
-                workers=workers,
-                command=command,
-                data_description=" + ".join(str(m) for m in manifests),
-                log=lambda line: err.print(line, highlight=False),
-                verbose_log=lambda line: err.print(f"  {line}", highlight=False),
+                **common,
             )
         if report is not None:
             html = write_training_report(result, dataset, report)

@@ -52,6 +52,20 @@ def thresholds_from_scores(labels: np.ndarray, proba: np.ndarray) -> dict[str, f
     return {"eer": float(eer_point.threshold), "low-fa": max(low_fa, float(eer_point.threshold))}
 
 
+def calibrate_oof(
+    scores: np.ndarray, labels: np.ndarray
+) -> tuple[dict[str, float], np.ndarray, dict[str, float]]:
+    """Platt calibration and operating points from out-of-fold clip scores (NaN = never tested).
+
+    Returns ``(calibration, proba, thresholds)``; ``proba`` is NaN where ``scores`` is.
+    """
+    tested = ~np.isnan(scores)
+    calibration = fit_platt(scores[tested], labels[tested])
+    proba = np.full(len(labels), np.nan)
+    proba[tested] = sigmoid(calibration["a"] * scores[tested] + calibration["b"])
+    return calibration, proba, thresholds_from_scores(labels[tested], proba[tested])
+
+
 def _input_spec(model: Any) -> dict[str, Any]:
     """The card's description of the model input: pooled columns, or frame crops."""
     if getattr(model, "row_kind", "pooled") == "frames":
@@ -175,12 +189,7 @@ def train_segmental(
         )
 
     # Calibration and thresholds from grouped out-of-fold clip scores: never from training scores.
-    grouped = results["grouped"]
-    tested = ~np.isnan(grouped.scores)
-    calibration = fit_platt(grouped.scores[tested], labels[tested])
-    proba = np.full(len(labels), np.nan)
-    proba[tested] = sigmoid(calibration["a"] * grouped.scores[tested] + calibration["b"])
-    thresholds = thresholds_from_scores(labels[tested], proba[tested])
+    calibration, proba, thresholds = calibrate_oof(results["grouped"].scores, labels)
 
     final = model.clone().fit(table.X, table.y, dataset.groups("utt_group")[table.clip], log=verbose_log)
     probe = table.X[:: max(1, len(table.X) // 256)][:256]
@@ -313,12 +322,7 @@ def train_fusion(
     member_scores = np.column_stack([r.protocols["grouped"].scores for r in trained])
     have = np.isfinite(member_scores).all(axis=1)
     weights = fit_fusion(member_scores[have], labels[have], member_names)
-    grouped = results["grouped"]
-    tested = ~np.isnan(grouped.scores)
-    calibration = fit_platt(grouped.scores[tested], labels[tested])
-    proba = np.full(len(labels), np.nan)
-    proba[tested] = sigmoid(calibration["a"] * grouped.scores[tested] + calibration["b"])
-    thresholds = thresholds_from_scores(labels[tested], proba[tested])
+    calibration, proba, thresholds = calibrate_oof(results["grouped"].scores, labels)
     summary_rows = [r.summary(labels) for r in results.values()]
     first = trained[0].card
     card = ModelCard(

@@ -343,3 +343,40 @@ def test_fusion_model_trains_ships_as_onnx_and_scans(tiny_corpus, tmp_path):
     (tmp_path / "fused.gmm.onnx").unlink()
     with pytest.raises(ModelError):
         Detector.load(out)
+
+
+def test_training_masks_gate_frames_and_flatten_feature_spans():
+    from voxguard.models.frame_cnn import FrameCNNClassifier
+
+    X = np.random.default_rng(0).standard_normal((50, 20, 100)).astype(np.float32)
+    model = FrameCNNClassifier(train_frames=100, time_masks=2, feature_masks=2)
+    model.feature_mean_ = np.full(20, 7.0, np.float32)
+    crops = model._sub_crops(X, np.arange(50), np.random.default_rng(1))
+    gated = np.isnan(crops).all(axis=1)  # whole frames, never single cells
+    assert gated.any() and not (np.isnan(crops).any(axis=1) & ~gated).any()
+    assert gated.sum(axis=1).max() <= 2 * 10
+    flattened = crops == 7.0
+    assert flattened.any() and (flattened.sum(axis=1) <= 16).all()
+    plain = FrameCNNClassifier(train_frames=100)._sub_crops(X, np.arange(50), np.random.default_rng(1))
+    np.testing.assert_array_equal(plain, X)
+
+
+def test_robustness_fusion_is_stacked_per_fold(tiny_corpus):
+    from voxguard.datasets import load_manifest
+    from voxguard.evaluate import robustness as rb
+
+    dataset = load_manifest(tiny_corpus)
+    y = dataset.labels()
+    rng = np.random.default_rng(0)
+    conditions = (rb.CONDITIONS["clean"], rb.CONDITIONS["mp3-64k"])
+    members = []
+    for name, scale in (("a", 1.0), ("b", 5.0)):
+        scores = {c.name: scale * (y + rng.normal(0, 0.8 if c.name == "clean" else 1.2, len(y))) for c in conditions}
+        scores["mp3-64k"][0] = np.nan  # a clip one member could not score under a condition
+        members.append(rb.RobustnessResult(conditions, scores, y, "grouped", name))
+    fused = rb.fuse_grouped(dataset, members, folds=3, name="ab")
+    assert fused.model == "ab" and np.isnan(fused.scores["mp3-64k"][0])
+    assert np.isfinite(fused.scores["clean"]).all()
+    rows = {r["condition"]: r for r in fused.rows()}
+    member_clean = [m.rows()[0]["eer"] for m in members]
+    assert rows["clean"]["eer"] <= min(member_clean)

@@ -77,6 +77,30 @@ def robustness(
             res = rb.evaluate_fixed(model_path, dataset, chosen, seed=seed, workers=workers)
             res.extra["label"] = card.name
             results.append(res)
+        elif card.features.get("kind") == "fusion":
+            # A fusion: each member's recipe retrained per fold, then the fusion stacked per fold.
+            member_results = []
+            for member in card.features["members"]:
+                member_card = ModelCard.load(card_path(model_path.parent / member))
+                policy = member_card.training.get("augmentation_policy") or "none"
+                res = rb.evaluate_grouped(
+                    dataset,
+                    rb.recipe_from_card(member_card),
+                    chosen,
+                    policy=policy,
+                    augment=policy != "none",
+                    folds=folds,
+                    seed=seed,
+                    workers=workers,
+                    name=member_card.name,
+                    log=log,
+                    preprocess_config=rb.preprocess_from_card(member_card),
+                )
+                res.extra["label"] = f"{member_card.name} recipe + {policy}"
+                member_results.append(res)
+            fused = rb.fuse_grouped(dataset, member_results, folds=folds, seed=seed, name=card.name)
+            fused.extra["label"] = f"{card.name} (fusion, stacked per fold)"
+            results += [*member_results, fused]
         else:
             recipe, preprocess = rb.recipe_from_card(card), rb.preprocess_from_card(card)
             shared_rows = None

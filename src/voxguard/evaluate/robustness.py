@@ -427,6 +427,37 @@ def evaluate_grouped(
     return result
 
 
+def fuse_grouped(
+    dataset: Any, members: Sequence[RobustnessResult], *, folds: int = 5, seed: int = 0, name: str = "fusion"
+) -> RobustnessResult:
+    """Logistic-regression fusion of members' grouped robustness scores, stacked per fold.
+
+    The members must come from :func:`evaluate_grouped` with the same ``folds`` and ``seed`` (the
+    same grouped folds). For each fold the weights are fitted on the *clean* out-of-fold scores of
+    the other folds' clips (as a shipped fusion is fitted on clean scores), then applied to every
+    condition's member scores of this fold's clips.
+    """
+    from voxguard.datasets.splits import group_kfold
+    from voxguard.evaluate.fusion import fit_fusion
+
+    labels = dataset.labels()
+    conditions = members[0].conditions
+    clean = np.column_stack([m.scores["clean"] for m in members])
+    have = np.isfinite(clean).all(axis=1)
+    scores = {c.name: np.full(len(labels), np.nan) for c in conditions}
+    for split in group_kfold(dataset, folds, seed=seed):
+        fit_rows = have.copy()
+        fit_rows[split.test] = False
+        weights = fit_fusion(clean[fit_rows], labels[fit_rows], [m.model for m in members])
+        for cond in conditions:
+            stacked = np.column_stack([m.scores[cond.name][split.test] for m in members])
+            scores[cond.name][split.test] = weights.apply(stacked)  # NaN where any member is NaN
+    failures = sorted({f for m in members for f in m.failures})
+    result = RobustnessResult(tuple(conditions), scores, labels, "grouped", name, failures)
+    result.extra = {"policy": members[0].extra.get("policy"), "folds": folds, "members": [m.model for m in members]}
+    return result
+
+
 # --------------------------------------------------------------------------- recipe and report
 
 

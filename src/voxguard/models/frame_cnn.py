@@ -114,6 +114,10 @@ class FrameCNNClassifier:
         AdamW.
     train_frames : int
         Length of the random sub-crops trained on (frames of 10 ms).
+    time_masks, feature_masks : int
+        SpecAugment-style masking of every training crop: this many random spans of up to 10 % of
+        the frames are gated (NaN, so masked like silence), and this many spans of up to 8
+        features are set to their training mean.
     validation : float
         Share of the recordings (groups) held out for early stopping.
     seed : int
@@ -134,6 +138,8 @@ class FrameCNNClassifier:
     lr: float = 2e-3
     weight_decay: float = 1e-3
     train_frames: int = 200
+    time_masks: int = 0
+    feature_masks: int = 0
     validation: float = 0.15
     seed: int = 0
     threads: int = 2
@@ -142,6 +148,7 @@ class FrameCNNClassifier:
     class_weight: str | None = "balanced"
     row_kind: str = field(default="frames", init=False)
     network_: Any = field(default=None, init=False, repr=False)
+    feature_mean_: Any = field(default=None, init=False, repr=False)
     svm_: Any = field(default=None, init=False, repr=False)
     history_: list[dict[str, float]] = field(default_factory=list, init=False, repr=False)
 
@@ -160,7 +167,8 @@ class FrameCNNClassifier:
     def recipe_keys() -> tuple[str, ...]:
         return (
             "head", "C", "width", "max_epochs", "patience", "batch_size", "lr", "weight_decay",
-            "train_frames", "validation", "seed", "threads", "segment_s", "hop_s", "class_weight",
+            "train_frames", "time_masks", "feature_masks", "validation", "seed", "threads", "segment_s", "hop_s",
+            "class_weight",
         )  # fmt: skip
 
     def recipe(self) -> dict[str, Any]:
@@ -191,6 +199,7 @@ class FrameCNNClassifier:
         rng = np.random.default_rng(self.seed)
         train, val = self._validation_split(y, groups, rng)
         mean, std = frame_statistics(X[train], seed=self.seed)
+        self.feature_mean_ = mean
         net = build_lcnn(X.shape[1], mean, std, width=self.width)
         weight = (y[train] == 0).sum() / max(1, (y[train] == 1).sum()) if self.class_weight == "balanced" else 1.0
         loss_fn = nn.BCEWithLogitsLoss(pos_weight=torch.tensor(float(weight)))
@@ -256,7 +265,23 @@ class FrameCNNClassifier:
         width = min(self.train_frames, X.shape[2])
         starts = rng.integers(0, X.shape[2] - width + 1, size=len(rows))
         index = starts[:, None] + np.arange(width)[None, :]
-        return np.take_along_axis(X[rows], index[:, None, :], axis=2)
+        crops = np.take_along_axis(X[rows], index[:, None, :], axis=2)
+        n, n_features, _ = crops.shape
+        for _ in range(self.time_masks):
+            length = rng.integers(0, max(1, width // 10) + 1, size=n)
+            start = rng.integers(0, width, size=n)
+            t = np.arange(width)[None, :]
+            masked = (t >= start[:, None]) & (t < (start + length)[:, None])
+            crops[np.broadcast_to(masked[:, None, :], crops.shape)] = np.nan
+        for _ in range(self.feature_masks):
+            length = rng.integers(0, 9, size=n)
+            start = rng.integers(0, n_features, size=n)
+            f = np.arange(n_features)[None, :]
+            masked = (f >= start[:, None]) & (f < (start + length)[:, None])
+            fill = np.broadcast_to(self.feature_mean_[None, :, None], crops.shape)
+            where = np.broadcast_to(masked[:, :, None], crops.shape) & np.isfinite(crops)
+            crops[where] = fill[where]
+        return crops
 
     def _make_svm(self):
         from sklearn.pipeline import make_pipeline

@@ -140,3 +140,35 @@ def test_recipe_from_card_reads_the_shipped_model():
     seed = ModelCard.load(card_path(resolve_model("seed-svm")))
     with pytest.raises(VoxguardError, match="only segmental"):
         rb.recipe_from_card(seed)
+
+
+def test_grouped_robustness_of_a_fusion_model(tiny_corpus, tmp_path):
+    from voxguard.audio import PreprocessConfig
+    from voxguard.datasets import load_manifest
+    from voxguard.evaluate.training import train_fusion
+    from voxguard.models.segmental import SegmentalClassifier
+
+    pytest.importorskip("torch")
+    from voxguard.models.frame_gmm import FrameGMMClassifier
+
+    pre = PreprocessConfig()
+    members = [
+        ("svm", SegmentalClassifier(C=1.0, segment_s=2.0, hop_s=1.0), pre),
+        ("gmm", FrameGMMClassifier(n_components=4, max_frames=20_000, segment_s=2.0, hop_s=1.0), pre),
+    ]
+    model = tmp_path / "fz.onnx"
+    train_fusion(
+        load_manifest(tiny_corpus), model, members, name="fz", folds=3, workers=1, progress=False,
+        augment=False, lofo=False,
+    )  # fmt: skip
+    out = tmp_path / "rep"
+    res = CliRunner().invoke(
+        app,
+        [
+            "robustness", "--corpus", str(tiny_corpus), "--model", str(model), "--conditions", "gain-x10",
+            "--folds", "3", "--workers", "1", "--out", str(out),
+        ],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    md = (out / "robustness.md").read_text()
+    assert "fz.svm recipe" in md and "fz.gmm recipe" in md and "fz (fusion, stacked per fold)" in md

@@ -177,6 +177,18 @@ def test_recipes_round_trip_and_reject_unknown_kinds():
         FrameCNNClassifier().decision_function(np.zeros((1, 2, 3), np.float32))
 
 
+def test_lfbe_view_is_a_log_linear_spectrogram_capped_at_7khz():
+    from voxguard.features.segmental import LFBE_FILTERS
+
+    t = np.arange(SR * 2) / SR
+    y = (0.1 * np.sin(2 * np.pi * 1000 * t) + 0.1 * np.sin(2 * np.pi * 7600 * t)).astype(np.float32)
+    frames = frame_matrix(y, SR, SegmentalConfig(views=("lfbe_7k",)))
+    assert frames.shape[0] == LFBE_FILTERS and np.isfinite(frames).all()
+    profile = frames[:, 10:-10].mean(axis=1)
+    assert int(np.argmax(profile)) == round(1000 / 125) - 1  # the filter peaking at 1 kHz
+    assert profile.max() - profile[-1] > 40  # 7.6 kHz is above the band: no filter sees it
+
+
 # --------------------------------------------------------------------------- end to end
 
 
@@ -380,3 +392,22 @@ def test_robustness_fusion_is_stacked_per_fold(tiny_corpus):
     rows = {r["condition"]: r for r in fused.rows()}
     member_clean = [m.rows()[0]["eer"] for m in members]
     assert rows["clean"]["eer"] <= min(member_clean)
+
+
+def test_cnn2d_is_padding_invariant_and_exports(toy):
+    import onnxruntime as ort
+
+    from voxguard.models.frame_cnn import FrameCNNClassifier
+
+    X, y, groups, _, _ = toy  # 6 features is too few bands for three 2x pools: add 10 noise bands
+    rng = np.random.default_rng(0)
+    X16 = np.concatenate([X, rng.standard_normal((len(X), 10, X.shape[2])).astype(np.float32)], axis=1)
+    X16[np.isnan(X16).any(axis=1, keepdims=True).repeat(16, axis=1)] = np.nan
+    model = FrameCNNClassifier(arch="lcnn2d", width=4, max_epochs=1, threads=1, train_frames=64).fit(X16, y, groups)
+    assert model.classifier == "cnn2d" and "LCNN-2d" in model.describe()
+    base = model.decision_function(X16[:6])
+    padded = np.concatenate([X16[:6], np.full((6, 16, 24), np.nan, np.float32)], axis=2)
+    np.testing.assert_allclose(model.decision_function(padded), base, atol=1e-4)
+    onx, _ = model.to_onnx(X16[:8])
+    session = ort.InferenceSession(onx, providers=["CPUExecutionProvider"])
+    np.testing.assert_allclose(session.run(["logit"], {"crops": padded})[0], base, atol=1e-3)

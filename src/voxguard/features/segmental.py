@@ -14,6 +14,8 @@ Views (all on the same 10 ms frame grid at 16 kHz):
 - ``lfcc_4_8k_hann``: the same cepstra from the shared 25 ms Hann power spectrum (no
   pre-emphasis), so that with ``band_flatness`` one STFT serves both views;
 - ``band_flatness``: spectral flatness in 16 equal bands of the shared spectrum (cheap, strong);
+- ``lfbe_7k``: log energies (dB) of 56 linear filters from 0 to 7 kHz (a log-linear spectrogram
+  for the 2-D CNN);
 - ``cqcc``: 20 constant-Q cepstral coefficients + Δ + ΔΔ;
 - ``lfcc`` / ``mfcc``: full-band cepstra + Δ + ΔΔ (baselines); ``mfcc20``: 20 static MFCC (the seed's);
 - ``spectral``: centroid, bandwidth, roll-off, flatness, zero-crossing rate, 7-band contrast;
@@ -32,6 +34,9 @@ from voxguard.errors import FeatureError
 from voxguard.features import spectral
 
 HOP_S = 0.010
+#: Linear filters of the ``lfbe_7k`` view (0-7 kHz, 125 Hz apart): a log-linear spectrogram for
+#: 2-D convolution, band-capped like the other ``7k`` views.
+LFBE_FILTERS = 56
 
 
 def _view_functions(hop: int) -> dict[str, tuple[Callable[[np.ndarray, int], np.ndarray], list[str]]]:
@@ -50,6 +55,7 @@ def _view_functions(hop: int) -> dict[str, tuple[Callable[[np.ndarray, int], np.
         "band_flatness": (None, [f"flatness_b{i + 1}" for i in range(16)]),
         "lfcc_4_7k_hann": (None, cep("lfcc47h_", 20)),
         "band_flatness_7k": (None, [f"flatness7k_b{i + 1}" for i in range(14)]),
+        "lfbe_7k": (None, [f"lfbe7k_{i + 1}" for i in range(LFBE_FILTERS)]),
         "cqcc": (lambda y, sr: spectral.with_deltas(spectral.cqcc(y, sr, n_cqcc=20, hop_length=hop)), cep("cqcc", 20)),
         "lfcc": (lambda y, sr: spectral.with_deltas(spectral.lfcc(y, sr, n_lfcc=20, hop_length=hop)), cep("lfcc", 20)),
         "mfcc": (lambda y, sr: spectral.with_deltas(spectral.mfcc(y, sr, n_mfcc=20, hop_length=hop)), cep("mfcc", 20)),
@@ -91,7 +97,7 @@ def _prosody(y: np.ndarray, sr: int, hop: int) -> np.ndarray:
 
 VIEWS = tuple(_view_functions(160))
 #: Views computed from one 512-point, 25 ms Hann power spectrum per frame.
-SHARED_SPECTRUM_VIEWS = {"lfcc_4_8k_hann", "band_flatness", "lfcc_4_7k_hann", "band_flatness_7k"}
+SHARED_SPECTRUM_VIEWS = {"lfcc_4_8k_hann", "band_flatness", "lfcc_4_7k_hann", "band_flatness_7k", "lfbe_7k"}
 #: Upper edge of the ``_7k`` views. Resamplers (soxr HQ passes 91 % of Nyquist) and band-limited
 #: sources leave 7.3-8 kHz empty or not depending on a file's rate history, so features there
 #: encode the recording chain rather than the voice (DEV: rate predicts the label).
@@ -153,6 +159,10 @@ def _shared_spectrum_views(y: np.ndarray, sr: int, cfg: SegmentalConfig) -> tupl
         out["band_flatness"] = np.ascontiguousarray(spectral.band_flatness_from_power(power, 16).T)
     if "lfcc_4_7k_hann" in cfg.views:
         out["lfcc_4_7k_hann"] = cepstra(CAPPED_BAND_HZ)
+    if "lfbe_7k" in cfg.views:
+        fb = spectral.linear_filterbank(sr, 512, LFBE_FILTERS, 0.0, CAPPED_BAND_HZ)
+        energies = np.maximum(power @ fb.T, 1e-10)
+        out["lfbe_7k"] = np.ascontiguousarray((10.0 * np.log10(energies)).T.astype(np.float32))
     if "band_flatness_7k" in cfg.views:
         top = int(round(CAPPED_BAND_HZ / (sr / 512)))  # bin of 7 kHz: 14 bands of 16 bins (500 Hz)
         out["band_flatness_7k"] = np.ascontiguousarray(spectral.band_flatness_from_power(power[:, :top], 14).T)

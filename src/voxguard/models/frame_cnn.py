@@ -44,8 +44,21 @@ from voxguard.models.frame_nets import (
 HEADS = ("linear", "svm")
 
 
-def build_lcnn(n_features: int, mean: np.ndarray, std: np.ndarray, *, width: int = 32, dropout: float = 0.3):
-    """The network of the module docstring; ``forward(crops) -> logit (B,)``, ``embed(crops) -> (B, 32)``."""
+def build_lcnn(
+    n_features: int,
+    mean: np.ndarray,
+    std: np.ndarray,
+    *,
+    width: int = 32,
+    dropout: float = 0.3,
+    input_stats: bool = False,
+):
+    """The network of the module docstring; ``forward(crops) -> logit (B,)``, ``embed(crops) -> (B, width)``.
+
+    ``input_stats``: also feed the masked mean and standard deviation of the standardised input
+    frames to the embedding layer (a "wide" path: the pooled statistics the SVM models use, next
+    to what the convolutions learn over time).
+    """
     torch, nn = torch_modules()
 
     class MFMConv(nn.Module):
@@ -71,16 +84,83 @@ def build_lcnn(n_features: int, mean: np.ndarray, std: np.ndarray, *, width: int
             self.stage2 = nn.ModuleList([MFMConv(w, w * 3 // 2, 3), MFMConv(w * 3 // 2, w * 3 // 2, 3)])
             self.stage3 = nn.ModuleList([MFMConv(w * 3 // 2, 2 * w, 3)])
             self.dropout = nn.Dropout(dropout)
-            self.embedding = nn.Linear(4 * w, 2 * w)  # MFM halves it to w
+            pooled = 4 * w + (2 * n_features if input_stats else 0)
+            self.embedding = nn.Linear(pooled, 2 * w)  # MFM halves it to w
             self.out = nn.Linear(w, 1)
 
         def embed(self, crops):
             x, mask = self.input(crops)
+            wide = []
+            if input_stats:
+                mu_in = masked_mean(x, mask)
+                wide = [mu_in, (masked_mean(x * x, mask) - mu_in * mu_in).clamp(min=1e-6).sqrt()]
             for k, stage in enumerate((self.stage1, self.stage2, self.stage3)):
                 if k:
                     x, mask = nn.functional.max_pool1d(x, 2), nn.functional.max_pool1d(mask, 2)
                 for layer in stage:
                     x = layer(x, mask)
+            mu = masked_mean(x, mask)
+            sd = (masked_mean(x * x, mask) - mu * mu).clamp(min=1e-6).sqrt()
+            a, b = self.embedding(self.dropout(torch.cat([mu, sd, *wide], dim=1))).chunk(2, dim=1)
+            return torch.maximum(a, b)
+
+        def forward(self, crops):
+            return self.out(self.embed(crops)).squeeze(1)
+
+    return LCNN1d()
+
+
+def build_lcnn2d(n_features: int, mean: np.ndarray, std: np.ndarray, *, width: int = 16, dropout: float = 0.3):
+    """A 2-D LCNN over a log-linear spectrogram crop (features = frequency bands, e.g. ``lfbe_7k``).
+
+    ::
+
+        crops (B, F, T) -> standardise, mask -> (B, 1, F, T)
+        MFM-conv2d(1 -> w/2, 5x5)    max-pool 2x2
+        MFM-conv2d(w/2 -> w, 3x3)    max-pool 2x2
+        MFM-conv2d(w -> 3w/2, 3x3)   max-pool 2x2
+        MFM-conv2d(3w/2 -> 2w, 3x3)
+        flatten frequency x channels -> masked mean + std over time -> dropout
+        MFM-linear -> embedding (w) -> linear -> logit
+
+    Frequency is a spatial axis here, so local spectral patterns (a vocoder's periodic ripples,
+    missing harmonics) can be learnt where the 1-D model only sees cepstra.
+    """
+    torch, nn = torch_modules()
+
+    class MFMConv2d(nn.Module):
+        def __init__(self, c_in: int, c_out: int, kernel: int) -> None:
+            super().__init__()
+            self.conv = nn.Conv2d(c_in, 2 * c_out, kernel, padding=kernel // 2, bias=False)
+            self.norm = nn.BatchNorm2d(c_out)
+
+        def forward(self, x, mask):
+            a, b = self.conv(x).chunk(2, dim=1)
+            return self.norm(torch.maximum(a, b)) * mask  # mask: (B, 1, 1, T)
+
+    class LCNN2d(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            w = width
+            channels = [1, w // 2, w, w * 3 // 2, 2 * w]
+            kernels = [5, 3, 3, 3]
+            self.input = build_frame_input(mean, std)
+            self.blocks = nn.ModuleList([MFMConv2d(channels[i], channels[i + 1], kernels[i]) for i in range(4)])
+            pooled_freq = n_features // 8
+            self.dropout = nn.Dropout(dropout)
+            self.embedding = nn.Linear(2 * 2 * w * pooled_freq, 2 * w)  # MFM halves it to w
+            self.out = nn.Linear(w, 1)
+
+        def embed(self, crops):
+            x, mask = self.input(crops)
+            x, mask = x.unsqueeze(1), mask.unsqueeze(1)  # (B, 1, F, T), (B, 1, 1, T)
+            for k, block in enumerate(self.blocks):
+                x = block(x, mask)
+                if k < 3:
+                    x = nn.functional.max_pool2d(x, 2)
+                    mask = nn.functional.max_pool2d(mask, (1, 2))
+            x = x.flatten(1, 2)  # (B, channels x freq, T')
+            mask = mask.squeeze(1)  # (B, 1, T')
             mu = masked_mean(x, mask)
             sd = (masked_mean(x * x, mask) - mu * mu).clamp(min=1e-6).sqrt()
             a, b = self.embedding(self.dropout(torch.cat([mu, sd], dim=1))).chunk(2, dim=1)
@@ -89,7 +169,10 @@ def build_lcnn(n_features: int, mean: np.ndarray, std: np.ndarray, *, width: int
         def forward(self, crops):
             return self.out(self.embed(crops)).squeeze(1)
 
-    return LCNN1d()
+    return LCNN2d()
+
+
+ARCHITECTURES = ("lcnn1d", "lcnn2d")
 
 
 @dataclass
@@ -102,6 +185,9 @@ class FrameCNNClassifier:
         Frame views (the same as the segmental models'; the gate marks silence as NaN).
     head : "linear" | "svm"
         The network's own output layer, or the hybrid: an SVM-RBF on its embeddings.
+    arch : "lcnn1d" | "lcnn2d"
+        1-D convolution over time (any frame features), or 2-D over frequency x time (a
+        log-linear spectrogram view such as ``lfbe_7k``; :func:`build_lcnn2d`).
     C : float
         SVM regularisation for ``head="svm"``.
     width : int
@@ -118,6 +204,8 @@ class FrameCNNClassifier:
         SpecAugment-style masking of every training crop: this many random spans of up to 10 % of
         the frames are gated (NaN, so masked like silence), and this many spans of up to 8
         features are set to their training mean.
+    input_stats : bool
+        Feed the pooled mean/std of the input frames to the embedding too (see :func:`build_lcnn`).
     validation : float
         Share of the recordings (groups) held out for early stopping.
     seed : int
@@ -130,6 +218,7 @@ class FrameCNNClassifier:
 
     features: SegmentalConfig = field(default_factory=SegmentalConfig)
     head: str = "linear"
+    arch: str = "lcnn1d"
     C: float = 1.0
     width: int = 32
     max_epochs: int = 20
@@ -140,6 +229,7 @@ class FrameCNNClassifier:
     train_frames: int = 200
     time_masks: int = 0
     feature_masks: int = 0
+    input_stats: bool = False
     validation: float = 0.15
     seed: int = 0
     threads: int = 2
@@ -155,9 +245,13 @@ class FrameCNNClassifier:
     def __post_init__(self) -> None:
         if self.head not in HEADS:
             raise ModelError(f"unknown head {self.head!r}; choose from {', '.join(HEADS)}")
+        if self.arch not in ARCHITECTURES:
+            raise ModelError(f"unknown architecture {self.arch!r}; choose from {', '.join(ARCHITECTURES)}")
 
     @property
     def classifier(self) -> str:
+        if self.arch == "lcnn2d":
+            return "cnn2d" if self.head == "linear" else "cnn2d-svm"
         return "cnn" if self.head == "linear" else "cnn-svm"
 
     def clone(self) -> FrameCNNClassifier:
@@ -166,9 +260,9 @@ class FrameCNNClassifier:
     @staticmethod
     def recipe_keys() -> tuple[str, ...]:
         return (
-            "head", "C", "width", "max_epochs", "patience", "batch_size", "lr", "weight_decay",
-            "train_frames", "time_masks", "feature_masks", "validation", "seed", "threads", "segment_s", "hop_s",
-            "class_weight",
+            "head", "arch", "C", "width", "max_epochs", "patience", "batch_size", "lr", "weight_decay",
+            "train_frames", "time_masks", "feature_masks", "input_stats", "validation", "seed", "threads",
+            "segment_s", "hop_s", "class_weight",
         )  # fmt: skip
 
     def recipe(self) -> dict[str, Any]:
@@ -177,7 +271,7 @@ class FrameCNNClassifier:
     def describe(self) -> str:
         head = f" + SVC(rbf, C={self.C}) on its embeddings" if self.head == "svm" else ""
         return (
-            f"LCNN-1d (width {self.width}, max-feature-map, masked mean/std pooling){head} "
+            f"LCNN-{self.arch[-2:]} (width {self.width}, max-feature-map, masked mean/std pooling){head} "
             f"over {self.segment_s:g}-s crops of {'+'.join(self.features.views)} frames"
         )
 
@@ -200,7 +294,10 @@ class FrameCNNClassifier:
         train, val = self._validation_split(y, groups, rng)
         mean, std = frame_statistics(X[train], seed=self.seed)
         self.feature_mean_ = mean
-        net = build_lcnn(X.shape[1], mean, std, width=self.width)
+        if self.arch == "lcnn2d":
+            net = build_lcnn2d(X.shape[1], mean, std, width=self.width)
+        else:
+            net = build_lcnn(X.shape[1], mean, std, width=self.width, input_stats=self.input_stats)
         weight = (y[train] == 0).sum() / max(1, (y[train] == 1).sum()) if self.class_weight == "balanced" else 1.0
         loss_fn = nn.BCEWithLogitsLoss(pos_weight=torch.tensor(float(weight)))
         optimiser = torch.optim.AdamW(net.parameters(), lr=self.lr, weight_decay=self.weight_decay)

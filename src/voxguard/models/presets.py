@@ -75,6 +75,15 @@ MODEL_PRESETS: dict[str, Preset] = {
         dc_filter="highpass",
         trim_mode="energy",
     ),
+    # A 2-D LCNN on a 0-7 kHz log-linear spectrogram (56 linear filters), v2's preprocessing.
+    "lfbe7k-gated-cnn2d": Preset(
+        ("lfbe_7k",),
+        "cnn2d",
+        gate_db=40.0,
+        trim_margin_s=0.25,
+        dc_filter="highpass",
+        trim_mode="energy",
+    ),
     "lfcc47h-flatness7k-gated-cnn-svm": Preset(
         ("lfcc_4_7k_hann", "band_flatness_7k"),
         "cnn-svm",

@@ -138,7 +138,7 @@ def recipe_from_card(card: Any) -> Any:
     )
 
 
-FRAME_CLASSIFIERS = ("cnn", "cnn-svm", "gmm")
+FRAME_CLASSIFIERS = ("cnn", "cnn2d", "cnn-svm", "cnn2d-svm", "gmm")
 
 
 def frame_model(recipe: dict[str, Any], features: SegmentalConfig) -> Any:
@@ -146,13 +146,16 @@ def frame_model(recipe: dict[str, Any], features: SegmentalConfig) -> Any:
     kind = recipe["classifier"]
     if kind == "gmm":
         from voxguard.models.frame_gmm import FrameGMMClassifier as cls
-    elif kind in ("cnn", "cnn-svm"):
+    elif kind in ("cnn", "cnn2d", "cnn-svm", "cnn2d-svm"):
         from voxguard.models.frame_cnn import FrameCNNClassifier as cls
     else:
         raise ModelError(f"unknown frame classifier {kind!r}; choose from {', '.join(FRAME_CLASSIFIERS)}")
     params = {k: recipe[k] for k in cls.recipe_keys() if k in recipe}
-    if kind == "cnn-svm":
+    if kind.endswith("-svm"):
         params["head"] = "svm"
+    if kind.startswith("cnn2d"):
+        params["arch"] = "lcnn2d"
+        params.setdefault("width", 16)
     return cls(features=features, **params)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -73,6 +73,24 @@ def robustness(
         card = ModelCard.load(card_path(model_path))
         log(f"{len(dataset)} clips, {len(chosen)} conditions, model {card.name}, protocol {protocol}")
         results = []
+
+        def grouped(recipe_card: ModelCard, policy: str, name: str, rows: Any = None) -> rb.RobustnessResult:
+            """The card's recipe retrained per grouped fold with ``policy``, scored under every condition."""
+            return rb.evaluate_grouped(
+                dataset,
+                rb.recipe_from_card(recipe_card),
+                chosen,
+                policy=policy,
+                augment=policy != "none",
+                folds=folds,
+                seed=seed,
+                workers=workers,
+                name=name,
+                log=log,
+                condition_rows=rows,
+                preprocess_config=rb.preprocess_from_card(recipe_card),
+            )
+
         if protocol == "fixed":
             res = rb.evaluate_fixed(model_path, dataset, chosen, seed=seed, workers=workers)
             res.extra["label"] = card.name
@@ -83,44 +101,18 @@ def robustness(
             for member in card.features["members"]:
                 member_card = ModelCard.load(card_path(model_path.parent / member))
                 policy = member_card.training.get("augmentation_policy") or "none"
-                res = rb.evaluate_grouped(
-                    dataset,
-                    rb.recipe_from_card(member_card),
-                    chosen,
-                    policy=policy,
-                    augment=policy != "none",
-                    folds=folds,
-                    seed=seed,
-                    workers=workers,
-                    name=member_card.name,
-                    log=log,
-                    preprocess_config=rb.preprocess_from_card(member_card),
-                )
+                res = grouped(member_card, policy, member_card.name)
                 res.extra["label"] = f"{member_card.name} recipe + {policy}"
                 member_results.append(res)
             fused = rb.fuse_grouped(dataset, member_results, folds=folds, seed=seed, name=card.name)
             fused.extra["label"] = f"{card.name} (fusion, stacked per fold)"
             results += [*member_results, fused]
         else:
-            recipe, preprocess = rb.recipe_from_card(card), rb.preprocess_from_card(card)
             shared_rows = None
             augmented = card.training.get("augmentation") not in (None, "", "none")
             own = card.training.get("augmentation_policy") or ("v1" if augmented else "none")
             for policy in [p.strip() for p in (policies or own).split(",") if p.strip()]:
-                res = rb.evaluate_grouped(
-                    dataset,
-                    recipe,
-                    chosen,
-                    policy=policy,
-                    augment=policy != "none",
-                    folds=folds,
-                    seed=seed,
-                    workers=workers,
-                    name=f"{card.name} recipe, {policy}",
-                    log=log,
-                    condition_rows=shared_rows,
-                    preprocess_config=preprocess,
-                )
+                res = grouped(card, policy, f"{card.name} recipe, {policy}", shared_rows)
                 shared_rows = res.extra["condition_rows"]
                 res.extra["label"] = f"{card.name} recipe + {policy}" if policy != "none" else f"{card.name} recipe"
                 results.append(res)

@@ -280,6 +280,36 @@ def test_fusion_of_complementary_detectors_beats_each(tiny_corpus):
         fuse_protocol(dataset, [ProtocolResult("cross", "a", a, {}, 0.0)] * 2)
 
 
+def test_compare_lofo_over_chosen_families(tiny_corpus, tmp_path):
+    import csv
+
+    from typer.testing import CliRunner
+
+    from voxguard.cli import app
+
+    # Three fake families (half of "buzz" renamed), LOFO over two of them.
+    with open(tiny_corpus) as fh:
+        rows = list(csv.DictReader(fh))
+    for k, row in enumerate(r for r in rows if r["family"] == "buzz"):
+        row["path"] = str(tiny_corpus.parent / row["path"])
+        if k % 2:
+            row["family"] = "buzz2"
+    for row in rows:
+        row["path"] = str(tiny_corpus.parent / row["path"]) if "/" not in row["path"] else row["path"]
+    manifest = tmp_path / "three.csv"
+    with open(manifest, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    args = ["compare", str(manifest), "--models", "lfcc48-logreg", "--protocol", "lofo", "--workers", "1"]
+    result = CliRunner().invoke(app, [*args, "--no-augment", "--families", "buzz,lowpass"])
+    assert result.exit_code == 0, result.output
+    assert "lfcc48-logreg lofo buzz:" in result.output and "lfcc48-logreg lofo lowpass:" in result.output
+    assert "lofo buzz2:" not in result.output
+    bad = CliRunner().invoke(app, [*args, "--families", "buzz,nope"])
+    assert bad.exit_code == 1 and "nope" in bad.output  # EXIT_USAGE
+
+
 def test_compare_scores_models_and_their_fusion(tiny_corpus, tmp_path):
     import csv
 

@@ -64,9 +64,15 @@ def fit_fusion(scores: np.ndarray, labels: np.ndarray, models: Sequence[str], *,
 
 
 def fuse_protocol(
-    dataset: Any, results: Sequence[ProtocolResult], *, folds: int = 5, seed: int = 0, name: str | None = None
+    dataset: Any,
+    results: Sequence[ProtocolResult],
+    *,
+    folds: int = 5,
+    seed: int = 0,
+    name: str | None = None,
+    families: Sequence[str] | None = None,
 ) -> ProtocolResult:
-    """Out-of-fold fused clip scores of ``results`` (same protocol, same dataset, same seed).
+    """Out-of-fold fused clip scores of ``results`` (same protocol, dataset, seed and ``families``).
 
     Raises
     ------
@@ -85,7 +91,7 @@ def fuse_protocol(
     have = np.isfinite(members).all(axis=1)
     fused = np.full(len(labels), np.nan)
     fold_eer: dict[str, float] = {}
-    for key, split in protocol_splits(dataset, protocol, folds=folds, seed=seed):
+    for key, split in protocol_splits(dataset, protocol, folds=folds, seed=seed, families=families):
         test = split.test[have[split.test]]
         fit_rows = have.copy()
         fit_rows[split.test] = False

@@ -218,7 +218,7 @@ def compare(
     if out is not None:
         out.write_text(text + "\n")
     if scores_out is not None:
-        _write_scores(scores_out, dataset, results)
+        _write_scores(scores_out, dataset, [*results, *fused_results])
     if report is not None:
         from voxguard.evaluate.comparison import write_comparison_report
 

@@ -32,14 +32,20 @@ def _curves_png(dataset: Any, results: Sequence[ProtocolResult]) -> bytes:
     from voxguard.evaluate.report import plot_det, plot_roc
 
     labels = dataset.labels()
-    fig = Figure(figsize=(11, 5.2))
+    legend_height = 0.28 * (len(results) + 1)  # inches: one line per model under the plots
+    fig = Figure(figsize=(11, 5.2 + legend_height))
     roc_ax, det_ax = fig.subplots(1, 2)
     for r in results:
         tested = ~np.isnan(r.scores)
         plot_roc(roc_ax, labels[tested], r.scores[tested], label=r.model)
-        plot_det(det_ax, labels[tested], r.scores[tested], label=r.model, limits=(1e-3, 0.99))
+        plot_det(det_ax, labels[tested], r.scores[tested], label=r.model, limits=(0.01, 0.99))
+    # Model names are long: one shared legend below both plots instead of one inside each.
+    for ax in (roc_ax, det_ax):
+        ax.get_legend().remove()
+    handles, names = roc_ax.get_legend_handles_labels()
+    fig.legend(handles, names, loc="lower center", fontsize="small", frameon=False)
     fig.suptitle(f"protocol: {results[0].protocol} (out-of-fold clip scores)")
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, legend_height / (5.2 + legend_height), 1, 1))
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=100)
     return buffer.getvalue()

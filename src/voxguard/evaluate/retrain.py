@@ -360,9 +360,8 @@ def retrain(
     from voxguard.datasets.base import Dataset, Item
     from voxguard.datasets.splits import group_split
     from voxguard.evaluate.protocols import run_protocol
-    from voxguard.evaluate.training import dataset_fingerprint, thresholds_from_scores
-    from voxguard.models.export import fit_platt
-    from voxguard.models.onnx_model import ModelCard, OnnxModel, card_path, sigmoid
+    from voxguard.evaluate.training import calibrate_oof, dataset_fingerprint
+    from voxguard.models.onnx_model import ModelCard, OnnxModel, card_path
     from voxguard.models.segmental import SegmentTable, build_segment_table
 
     if not 0 < validation_size < 1:
@@ -501,10 +500,7 @@ def retrain(
     grouped = run_protocol(
         combined, table, base.new_classifier, protocol="grouped", folds=k, seed=seed, name="retrained", log=log
     )
-    tested = ~np.isnan(grouped.scores)
-    calibration = fit_platt(grouped.scores[tested], labels[tested])
-    proba = sigmoid(calibration["a"] * grouped.scores[tested] + calibration["b"])
-    thresholds = thresholds_from_scores(labels[tested], proba)
+    calibration, _, thresholds = calibrate_oof(grouped.scores, labels)
     final = base.new_classifier().fit(table.X, table.y, row_groups)
     probe = table.X[:: max(1, len(table.X) // 256)][:256]
     onx, output = final.to_onnx(probe)

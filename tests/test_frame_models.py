@@ -441,3 +441,27 @@ def test_cnn2d_is_padding_invariant_and_exports(toy):
     onx, _ = model.to_onnx(X16[:8])
     session = ort.InferenceSession(onx, providers=["CPUExecutionProvider"])
     np.testing.assert_allclose(session.run(["logit"], {"crops": padded})[0], base, atol=1e-3)
+
+
+def test_train_command_builds_a_fusion(tiny_corpus, tmp_path):
+    from typer.testing import CliRunner
+
+    from voxguard.cli import app
+    from voxguard.models.onnx_model import ModelCard, card_path
+
+    out = tmp_path / "fz.onnx"
+    result = CliRunner().invoke(
+        app,
+        [
+            "train", str(tiny_corpus), "--model", "lfcc48-logreg+lfcc-gmm", "--out", str(out), "--no-lofo",
+            "--no-augment", "--workers", "1",
+        ],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    card = ModelCard.load(card_path(out))
+    assert card.features["members"] == ["fz.logreg.onnx", "fz.gmm.onnx"]
+    assert "| fz | grouped |" in result.output and "| fz.gmm | grouped |" in result.output
+    mismatch = CliRunner().invoke(
+        app, ["train", str(tiny_corpus), "--model", "lfcc48-logreg+lfcc47h-flatness7k-gated-svm", "--out", str(out)]
+    )
+    assert mismatch.exit_code == 2 and "preprocessing" in mismatch.output

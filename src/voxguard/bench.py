@@ -480,7 +480,6 @@ def bench_scan(
                 stages.append(
                     (f"features: {view}", lambda one=one: [frame_matrix(y, s, one) for y, s, _ in prepared], "")
                 )
-            frames = [frame_matrix(y, s, cfg) for y, s, _ in prepared]
             bounds = [segment_bounds(len(y), s, det.segment_s, det.segment_s / 2) for y, s, _ in prepared]
             stages.append(
                 (
@@ -489,31 +488,34 @@ def bench_scan(
                     "one shared STFT, as scanning computes them",
                 )
             )
-            stages.append(
-                (
-                    "pooling (segment mean/std)",
-                    lambda: [pool_segments(f, b, cfg) for f, b in zip(frames, bounds, strict=True)],
-                    "",
+            if det.frame_input or det.members:
+                # Frame models (crops into a network) and fusions (members, then the fusion graph)
+                # have no pooled-vector input: time their whole model step on the computed frames.
+                stages.append(
+                    (
+                        "model (crops/members + ONNX)",
+                        lambda: [det.segment_scores(y, s, b) for (y, s, _), b in zip(prepared, bounds, strict=True)],
+                        "includes the frame features",
+                    )
                 )
-            )
-            vectors = [pool_segments(f, b, cfg) for f, b in zip(frames, bounds, strict=True)]
-            vectors = [v[np.isfinite(v).all(axis=1)] for v in vectors]  # as scanning: silent segments unscored
-        if cfg is not None and (det.frame_input or det.members):
-            # Frame models (crops into a network) and fusions (members, then the fusion graph)
-            # have no pooled-vector input: time their whole model step on the computed frames.
-            stages.append(
-                (
-                    "model (crops/members + ONNX)",
-                    lambda: [det.segment_scores(y, s, b) for (y, s, _), b in zip(prepared, bounds, strict=True)],
-                    "includes the frame features",
+                vectors = None
+            else:
+                frames = [frame_matrix(y, s, cfg) for y, s, _ in prepared]
+                stages.append(
+                    (
+                        "pooling (segment mean/std)",
+                        lambda: [pool_segments(f, b, cfg) for f, b in zip(frames, bounds, strict=True)],
+                        "",
+                    )
                 )
-            )
-        elif cfg is None:
+                vectors = [pool_segments(f, b, cfg) for f, b in zip(frames, bounds, strict=True)]
+                vectors = [v[np.isfinite(v).all(axis=1)] for v in vectors]  # as scanning: silent segments unscored
+        else:
             stages.append(
                 (f"features: {det.kind}", lambda: [det.features(y, s) for y, s, _ in prepared], "per 1-s window")
             )
             vectors = [det.features(y, s)[0] for y, s, _ in prepared]
-        if cfg is None or not (det.frame_input or det.members):
+        if vectors is not None:
             n_vec = sum(len(v) for v in vectors)
             stages.append(
                 (

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import html
-import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -18,10 +17,6 @@ from typing import Any
 import numpy as np
 
 from voxguard.evaluate.protocols import ProtocolResult
-
-
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-") or "model"
 
 
 def _curves_png(dataset: Any, results: Sequence[ProtocolResult]) -> bytes:
@@ -55,7 +50,7 @@ def write_comparison_report(
     dataset: Any, results: Sequence[ProtocolResult], rows: Sequence[dict[str, Any]], out_dir: str | Path
 ) -> Path:
     """Write the comparison report; returns the path of ``index.html``."""
-    from voxguard.evaluate.report import write_report
+    from voxguard.evaluate.report import _slug, write_report
     from voxguard.evaluate.training import describe_protocol_rows
 
     out = Path(out_dir)
@@ -122,11 +117,9 @@ def write_comparison_report(
 
 
 def _md_table_to_html(table: str) -> str:
-    rows = [line.strip().strip("|").split("|") for line in table.splitlines() if line.strip()]
+    """The Markdown tables of this report as HTML, with the report module's table writer."""
+    from voxguard.evaluate.report import _html_table
+
+    rows = [[c.strip() for c in line.strip().strip("|").split("|")] for line in table.splitlines() if line.strip()]
     head, body = rows[0], rows[2:]
-    cells = "".join(f"<th>{html.escape(c.strip())}</th>" for c in head)
-    out = [f"<table><tr>{cells}</tr>"]
-    for r in body:
-        out.append("<tr>" + "".join(f"<td>{html.escape(c.strip())}</td>" for c in r) + "</tr>")
-    out.append("</table>")
-    return "".join(out)
+    return _html_table(head, body, [False] * len(head))

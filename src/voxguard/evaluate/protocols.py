@@ -42,14 +42,13 @@ class ProtocolResult:
         tested = ~np.isnan(self.scores)
         eers = np.array(list(self.fold_eer.values()))
         y, s = labels[tested], self.scores[tested]
-        pooled = metrics.eer(y, s)
-        at_eer = metrics.compute_all(y, s, threshold=pooled.threshold)
+        at_eer = metrics.compute_all(y, s)  # threshold: the EER point of the pooled scores
         row: dict[str, Any] = {
             "model": self.model,
             "protocol": self.protocol,
             "clips": int(tested.sum()),
-            "pooled_eer": pooled.eer,
-            "auc": metrics.roc_auc(y, s),
+            "pooled_eer": at_eer["eer"],
+            "auc": at_eer["auc"],
             "min_dcf": at_eer.get("min_dcf"),
             "accuracy_at_eer": at_eer.get("accuracy"),
             "f1_at_eer": at_eer.get("f1"),

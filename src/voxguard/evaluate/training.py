@@ -312,18 +312,18 @@ def train_fusion(
         )
     labels = dataset.labels()
     member_names = [r.card.name for r in trained]
-    results = {"grouped": fuse_protocol(dataset, [r.protocols["grouped"] for r in trained], folds=folds, seed=seed)}
-    if lofo:
-        results["lofo"] = fuse_protocol(dataset, [r.protocols["lofo"] for r in trained], folds=folds, seed=seed)
-    for key, result in results.items():
-        result.model = name
-        log(f"{name} {key}: EER {result.summary(labels)['pooled_eer'] * 100:.2f} % (stacked out of fold)")
+    results = {
+        key: fuse_protocol(dataset, [r.protocols[key] for r in trained], folds=folds, seed=seed, name=name)
+        for key in (("grouped", "lofo") if lofo else ("grouped",))
+    }
+    summary_rows = [r.summary(labels) for r in results.values()]
+    for row in summary_rows:
+        log(f"{name} {row['protocol']}: EER {row['pooled_eer'] * 100:.2f} % (stacked out of fold)")
 
     member_scores = np.column_stack([r.protocols["grouped"].scores for r in trained])
     have = np.isfinite(member_scores).all(axis=1)
     weights = fit_fusion(member_scores[have], labels[have], member_names)
     calibration, proba, thresholds = calibrate_oof(results["grouped"].scores, labels)
-    summary_rows = [r.summary(labels) for r in results.values()]
     first = trained[0].card
     card = ModelCard(
         name=name,

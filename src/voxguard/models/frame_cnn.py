@@ -38,6 +38,7 @@ from voxguard.models.frame_nets import (
     export_frame_model,
     frame_statistics,
     masked_mean,
+    run_batched,
     torch_modules,
 )
 
@@ -393,18 +394,9 @@ class FrameCNNClassifier:
 
         return float(eer(y, scores).eer) if 0 < y.sum() < len(y) else float("nan")
 
-    @staticmethod
-    def _run(fn, X: np.ndarray, batch: int = 256) -> np.ndarray:
-        torch, _ = torch_modules()
-        with torch.no_grad():
-            return np.concatenate(
-                [fn(torch.from_numpy(np.ascontiguousarray(X[i : i + batch], dtype=np.float32))).numpy()
-                 for i in range(0, len(X), batch)]
-            )  # fmt: skip
-
     def _logits(self, net, X: np.ndarray) -> np.ndarray:
         net.eval()
-        out = self._run(net, X)
+        out = run_batched(net, X)
         net.train()
         return out.astype(np.float64)
 
@@ -417,14 +409,14 @@ class FrameCNNClassifier:
     def embed(self, X: np.ndarray) -> np.ndarray:
         """The 32-d (``width``) embedding of every crop, shape (n, width)."""
         self._check_fitted()
-        return self._run(self.network_.embed, X)
+        return run_batched(self.network_.embed, X)
 
     def decision_function(self, X: np.ndarray) -> np.ndarray:
         """Score per crop, higher = more likely fake."""
         self._check_fitted()
         if self.head == "svm":
             return self.svm_.decision_function(self.embed(X)).astype(np.float64)
-        return self._run(self.network_, X).astype(np.float64)
+        return run_batched(self.network_, X).astype(np.float64)
 
     def to_onnx(self, probe: np.ndarray) -> tuple[bytes, dict[str, Any]]:
         """ONNX bytes taking raw crops (NaN = gated) and the card's ``output`` block, checked on ``probe``."""
@@ -464,11 +456,5 @@ class FrameCNNClassifier:
         merged = compose.merge_models(net_onx, svm_onx, io_map=[("embedding", "svm_features")], outputs=svm_outputs)
         onx = merged.SerializeToString()
         name = "svm_" + output["name"]
-        import onnxruntime as ort
-
-        session = ort.InferenceSession(onx, providers=["CPUExecutionProvider"])
-        got = session.run([name], {"crops": np.ascontiguousarray(probe, dtype=np.float32)})[0]
-        got = output["sign"] * got[:, output["index"]]
-        if np.max(np.abs(got - reference)) > 1e-3 * max(1.0, float(np.max(np.abs(reference)))):
-            raise ModelError("the merged ONNX hybrid does not reproduce the scikit-learn scores")
+        check_onnx(onx, name, probe, reference, index=output["index"], sign=output["sign"])
         return onx, output | {"name": name}

@@ -24,6 +24,7 @@ from voxguard.models.frame_nets import (
     export_frame_model,
     frame_statistics,
     masked_mean,
+    run_batched,
     torch_modules,
 )
 
@@ -155,13 +156,7 @@ class FrameGMMClassifier:
         """Mean frame log-likelihood ratio per crop, higher = more likely fake."""
         if self.module_ is None:
             raise ModelError("the model is not fitted")
-        torch, _ = torch_modules()
-        with torch.no_grad():
-            out = [
-                self.module_(torch.from_numpy(np.ascontiguousarray(X[i : i + 128], dtype=np.float32))).numpy()
-                for i in range(0, len(X), 128)
-            ]
-        return np.concatenate(out).astype(np.float64)
+        return run_batched(self.module_, X, batch=128).astype(np.float64)
 
     def to_onnx(self, probe: np.ndarray) -> tuple[bytes, dict[str, Any]]:
         onx = export_frame_model(self.module_, probe.shape[1], "llr")

@@ -97,12 +97,38 @@ def export_frame_model(module: Any, n_features: int, output: str) -> bytes:
     return buffer.getvalue()
 
 
-def check_onnx(onx: bytes, output: str, probe: np.ndarray, reference: np.ndarray, *, atol: float = 1e-3) -> None:
-    """Raise :class:`ModelError` unless ONNX Runtime reproduces ``reference`` on ``probe``."""
+def run_batched(fn: Any, X: np.ndarray, batch: int = 256) -> np.ndarray:
+    """``fn`` (a torch module or method) over crops ``X`` in batches, without gradients; numpy out."""
+    torch, _ = torch_modules()
+    with torch.no_grad():
+        return np.concatenate(
+            [
+                fn(torch.from_numpy(np.ascontiguousarray(X[i : i + batch], dtype=np.float32))).numpy()
+                for i in range(0, len(X), batch)
+            ]
+        )
+
+
+def check_onnx(
+    onx: bytes,
+    output: str,
+    probe: np.ndarray,
+    reference: np.ndarray,
+    *,
+    index: int | None = None,
+    sign: int = 1,
+    atol: float = 1e-3,
+) -> None:
+    """Raise :class:`ModelError` unless ONNX Runtime reproduces ``reference`` on ``probe``.
+
+    ``index``/``sign``: as in a card's ``output`` block (the column of a 2-D output, and the sign
+    that makes higher = more likely fake).
+    """
     import onnxruntime as ort
 
     session = ort.InferenceSession(onx, providers=["CPUExecutionProvider"])
-    got = session.run([output], {"crops": np.ascontiguousarray(probe, dtype=np.float32)})[0].reshape(len(probe), -1)
+    got = session.run([output], {"crops": np.ascontiguousarray(probe, dtype=np.float32)})[0]
+    got = sign * (got[:, index] if index is not None else got).reshape(len(probe), -1)
     want = np.asarray(reference).reshape(len(probe), -1)
     scale = max(1.0, float(np.max(np.abs(want))))
     diff = float(np.max(np.abs(got - want)))

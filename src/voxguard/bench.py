@@ -321,16 +321,23 @@ def write_speech_wav(
     return written / sr
 
 
-def _timed(fn: Callable[[], Any], repeats: int) -> tuple[float, float]:
-    """Best CPU seconds and best wall seconds of ``repeats`` runs after one untimed warm-up run."""
-    fn()
-    best_cpu = best_wall = float("inf")
-    for _ in range(max(1, repeats)):
-        c0, w0 = time.process_time(), time.perf_counter()
+def _timed_rounds(fns: Sequence[Callable[[], Any]], repeats: int) -> list[tuple[float, float]]:
+    """Best CPU and best wall seconds of each function over ``repeats`` rounds, after one warm-up each.
+
+    Every round runs all the functions once, in turn, so a slow spell of a shared machine hits
+    every stage (and the seed pipeline) alike instead of whichever happened to run during it:
+    the ratios between stages are then steadier than with all the repeats of one stage in a row.
+    """
+    for fn in fns:
         fn()
-        best_cpu = min(best_cpu, time.process_time() - c0)
-        best_wall = min(best_wall, time.perf_counter() - w0)
-    return max(best_cpu, 1e-9), max(best_wall, 1e-9)
+    best = [[float("inf"), float("inf")] for _ in fns]
+    for _ in range(max(1, repeats)):
+        for k, fn in enumerate(fns):
+            c0, w0 = time.process_time(), time.perf_counter()
+            fn()
+            best[k][0] = min(best[k][0], time.process_time() - c0)
+            best[k][1] = min(best[k][1], time.perf_counter() - w0)
+    return [(max(c, 1e-9), max(w, 1e-9)) for c, w in best]
 
 
 def _seed_classifier(n_support: int, n_features: int = 26, seed: int = 0) -> tuple[Any, Any]:
@@ -416,8 +423,9 @@ def bench_scan(
         Audio files, or a duration in seconds of :func:`synth_speech` audio written to a
         temporary 16-bit WAV (:func:`write_speech_wav`).
     repeats : int
-        Timed runs per stage after one untimed warm-up run; the best CPU time and the best wall
-        time are kept (separately).
+        Timed rounds after one untimed warm-up run of every stage; each round runs every stage
+        once, in turn (:func:`_timed_rounds`), and the best CPU time and the best wall time of
+        each stage are kept (separately).
     model : str or path, optional
         Shipped model name or ``.onnx`` path (default: the default model).
     sr : int
@@ -555,13 +563,14 @@ def bench_scan(
             seed_fn, seed_note = None, "not installed"
 
         rows: list[dict[str, Any]] = []
+        timed = [fn for _, fn, _ in stages] + ([seed_fn] if seed_fn is not None else [])
         with _single_thread() as limited, warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
-            for name, fn, note in stages:
-                cpu, wall = _timed(fn, repeats)
+            best = _timed_rounds(timed, repeats)
+            for (name, _, note), (cpu, wall) in zip(stages, best, strict=False):
                 rows.append(_scan_row(name, audio_s, cpu, wall, note, det.name, limited))
             if seed_fn is not None:
-                cpu, wall = _timed(seed_fn, repeats)
+                cpu, wall = best[-1]
                 rows.append(_scan_row(SEED_STAGE, audio_s, cpu, wall, seed_note, "seed SVC (stand-in)", limited))
             else:
                 rows.append(_scan_row(SEED_STAGE, audio_s, None, None, seed_note, "seed SVC (stand-in)", limited))

@@ -69,6 +69,11 @@ def check_finite(y: np.ndarray, name: str | None = None) -> None:
         raise InvalidSamplesError(f"{n_bad} samples are NaN or infinite", path=name)
 
 
+def peak_amplitude(y: np.ndarray) -> float:
+    """``max(|y|)`` (0.0 for an empty signal), without the temporary array of ``np.abs``."""
+    return max(float(y.max()), -float(y.min())) if len(y) else 0.0
+
+
 def resample(y: np.ndarray, orig_sr: int, target_sr: int, *, quality: str = "HQ") -> np.ndarray:
     """Resample a mono or ``(n, channels)`` signal with soxr (a no-op when the rates match).
 

@@ -142,7 +142,7 @@ def _shared_spectrum_views(y: np.ndarray, sr: int, cfg: SegmentalConfig) -> tupl
     """
     power = spectral.stft_power_frames(y, n_fft=512, hop_length=cfg.hop_length, win_length=round(0.025 * sr))
     quiet = (
-        quiet_frames(power.sum(axis=1, dtype=np.float64), cfg.gate_db)
+        quiet_frames(power.sum(axis=1).astype(np.float64), cfg.gate_db)  # float32 pairwise sums
         if cfg.gate_db is not None
         else np.zeros(len(power), dtype=bool)
     )
@@ -304,30 +304,41 @@ def segment_vectors(
         raise FeatureError("no frames to pool")
     first = np.clip(np.ceil(bounds[:, 0] / hop_length).astype(np.int64), 0, n_frames - 1)
     last = np.clip(np.ceil(bounds[:, 1] / hop_length).astype(np.int64), first + 1, n_frames)
-    # float64 running sums: E[x^2] - E[x]^2 loses precision in float32 over long signals.
-    x = frames.T.astype(np.float64)
-    valid = np.isfinite(x)
-    if valid.all():
+    # Sums over the stretches between consecutive segment boundaries (one reduceat pass), then
+    # cumulative sums over those few stretches: segments overlap, but no frame is summed twice.
+    edges = np.union1d(first, last)
+    edges = edges[edges < n_frames]
+    lo = np.searchsorted(edges, first)
+    hi = np.searchsorted(edges, last)  # a boundary at n_frames maps past the last stretch
+
+    def segment_sums(a: np.ndarray) -> np.ndarray:
+        blocks = np.add.reduceat(a, edges, axis=1)  # (n_feat, n_stretches)
+        c = np.zeros((a.shape[0], blocks.shape[1] + 1))
+        np.cumsum(blocks, axis=1, out=c[:, 1:])
+        return (c[:, hi] - c[:, lo]).T  # (n_segments, n_feat)
+
+    # float64 sums: E[x^2] - E[x]^2 loses precision in float32.
+    x = frames.astype(np.float64)
+    bad = ~np.isfinite(x.sum(axis=0))  # frames with any NaN (e.g. F0 when unvoiced, or gated)
+    if not bad.any():
         count = np.broadcast_to((last - first)[:, None].astype(np.float64), (len(first), n_feat))
-    else:  # NaN frames (e.g. F0 when unvoiced) do not count; a segment without any gives 0
+    elif np.isnan(x[:, bad]).all():
+        # Whole frames missing (the silence gate): one count per segment.
+        x[:, bad] = 0.0
+        whole = np.concatenate([[0], np.cumsum(~bad)])
+        count = np.broadcast_to((whole[last] - whole[first])[:, None].astype(np.float64), (len(first), n_feat))
+    else:  # NaN frames do not count; a segment without any gives 0
+        valid = np.isfinite(x)
         x = np.where(valid, x, 0.0)
-        whole = valid.all(axis=1)
-        if (whole == valid.any(axis=1)).all():
-            # Whole frames missing (the silence gate): one count per segment, from a 1-D cumsum.
-            cv1 = np.concatenate([[0], np.cumsum(whole)])
-            count = np.broadcast_to((cv1[last] - cv1[first])[:, None].astype(np.float64), (len(first), n_feat))
-        else:
-            cv = np.vstack([np.zeros((1, n_feat)), np.cumsum(valid, axis=0)])
-            count = cv[last] - cv[first]
+        count = segment_sums(valid.astype(np.float64))
     safe = np.maximum(count, 1.0)
-    c1 = np.vstack([np.zeros((1, n_feat)), np.cumsum(x, axis=0)])
-    mean = (c1[last] - c1[first]) / safe
+    mean = segment_sums(x) / safe
     out = []
     if "mean" in stats:
         out.append(mean)
     if "std" in stats:
-        c2 = np.vstack([np.zeros((1, n_feat)), np.cumsum(x * x, axis=0)])
-        var = (c2[last] - c2[first]) / safe - mean * mean
+        np.multiply(x, x, out=x)
+        var = segment_sums(x) / safe - mean * mean
         out.append(np.sqrt(np.maximum(var, 0.0)))
     vectors = np.hstack(out).astype(np.float32)
     if empty_as_nan:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -31,25 +32,231 @@ def sklearn_to_onnx(
     (onnx_bytes, output_spec) : the model and the ``output`` block of its card (without calibration).
     """
     import onnxruntime as ort
-    from skl2onnx import to_onnx
-    from skl2onnx.common.data_types import FloatTensorType
 
-    final = estimator.steps[-1][1] if hasattr(estimator, "steps") else estimator
-    onx = to_onnx(
-        estimator,
-        initial_types=[("features", FloatTensorType([None, X_probe.shape[1]]))],
-        # Linear models output probabilities unless asked for raw decision values (SVC gives those).
-        options={id(final): {"zipmap": False, **({"raw_scores": True} if hasattr(final, "coef_") else {})}},
-        target_opset=17,
-    ).SerializeToString()
+    fast = _rbf_svc_onnx(estimator, X_probe.shape[1])
+    if fast is not None:
+        onx, output_name = fast
+    else:
+        from skl2onnx import to_onnx
+        from skl2onnx.common.data_types import FloatTensorType
+
+        final = estimator.steps[-1][1] if hasattr(estimator, "steps") else estimator
+        onx = to_onnx(
+            estimator,
+            initial_types=[("features", FloatTensorType([None, X_probe.shape[1]]))],
+            # Linear models output probabilities unless asked for raw decision values (SVC gives those).
+            options={id(final): {"zipmap": False, **({"raw_scores": True} if hasattr(final, "coef_") else {})}},
+            target_opset=17,
+        ).SerializeToString()
+        output_name = "probabilities"
     session = ort.InferenceSession(onx, providers=["CPUExecutionProvider"])
-    out = session.run(["probabilities"], {"features": np.asarray(X_probe, dtype=np.float32)})[0]
+    out = session.run([output_name], {"features": np.asarray(X_probe, dtype=np.float32)})[0]
     scale = max(1.0, float(np.max(np.abs(fake_scores))))
     for index in range(out.shape[1]):
         for sign in (1, -1):
             if np.max(np.abs(sign * out[:, index] - fake_scores)) <= atol * scale:
-                return onx, {"name": "probabilities", "index": index, "sign": sign}
+                return onx, {"name": output_name, "index": index, "sign": sign}
     raise ModelError("the ONNX conversion does not reproduce the scikit-learn scores")
+
+
+def rbf_svm_graph(
+    support_vectors: np.ndarray,
+    dual_coef: np.ndarray,
+    intercept: float,
+    gamma: float,
+    *,
+    offset: np.ndarray | None = None,
+    scale: np.ndarray | None = None,
+) -> bytes:
+    """A binary RBF SVM (optionally after a ``(x - offset) * scale`` scaler) as plain ONNX ops.
+
+    ``score(x) = sum_i dual_coef[i] * exp(-gamma * |z - sv_i|^2) + intercept`` with
+    ``z = (x - offset) * scale``, computed as ``|z|^2 - 2 z.sv + |sv|^2`` with two matrix
+    products. ONNX Runtime's ``SVMClassifier`` evaluates the kernel row by row without BLAS; this
+    graph gives the same decision values about ten times faster (MatMul runs on MLAS), which
+    makes the SVM a small part of a scan.
+
+    The scaler is folded into the graph: ``|z - sv|^2 = |x * scale - (sv + offset * scale)|^2``.
+
+    Parameters
+    ----------
+    support_vectors : np.ndarray, shape (n_sv, n_features)
+    dual_coef : np.ndarray, shape (n_sv,)
+    intercept, gamma : float
+    offset, scale : np.ndarray, shape (n_features,), optional
+
+    Returns
+    -------
+    bytes
+        ONNX model (opset 17): input ``features`` (n, n_features) float32, output ``scores`` (n, 1).
+    """
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    sv = np.asarray(support_vectors, dtype=np.float64)
+    n_sv, n_features = sv.shape
+    scale64 = np.ones(n_features) if scale is None else np.asarray(scale, dtype=np.float64)
+    if offset is not None:
+        sv = sv + np.asarray(offset, dtype=np.float64) * scale64
+
+    def const(name: str, value: np.ndarray) -> onnx.TensorProto:
+        return numpy_helper.from_array(np.asarray(value, dtype=np.float64), name)
+
+    initializers = [
+        const("scale", scale64.reshape(1, -1)),
+        const("ones", np.ones((n_features, 1))),
+        const("minus_two_sv_t", -2.0 * sv.T),
+        const("sv_sq", np.sum(sv * sv, axis=1).reshape(1, -1)),
+        const("zero", np.zeros(1)),
+        const("minus_gamma", np.full(1, -float(gamma))),
+        const("dual_coef", np.asarray(dual_coef, dtype=np.float64).reshape(n_sv, 1)),
+        const("intercept", np.full(1, float(intercept))),
+    ]
+    node = helper.make_node
+    nodes = [
+        node("Cast", ["features"], ["x"], to=TensorProto.DOUBLE),
+        node("Mul", ["x", "scale"], ["z"]),
+        node("Mul", ["z", "z"], ["z2"]),
+        node("MatMul", ["z2", "ones"], ["z_sq"]),  # (n, 1); MatMul keeps opsets 13-21 alike
+        node("MatMul", ["z", "minus_two_sv_t"], ["cross"]),  # (n, n_sv)
+        node("Add", ["cross", "z_sq"], ["partial"]),
+        node("Add", ["partial", "sv_sq"], ["dist_raw"]),
+        # Rounding can take a distance a hair below zero next to a support vector.
+        node("Max", ["dist_raw", "zero"], ["dist"]),
+        node("Mul", ["dist", "minus_gamma"], ["exponent"]),
+        node("Exp", ["exponent"], ["kernel"]),
+        node("MatMul", ["kernel", "dual_coef"], ["weighted"]),
+        node("Add", ["weighted", "intercept"], ["scores64"]),
+        node("Cast", ["scores64"], ["scores"], to=TensorProto.FLOAT),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "rbf_svm",
+        [helper.make_tensor_value_info("features", TensorProto.FLOAT, [None, n_features])],
+        [helper.make_tensor_value_info("scores", TensorProto.FLOAT, [None, 1])],
+        initializers,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="voxguard")
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model.SerializeToString()
+
+
+def _rbf_svc_onnx(estimator: Any, n_features: int) -> tuple[bytes, str] | None:
+    """:func:`rbf_svm_graph` for a binary RBF ``SVC``, alone or after a ``StandardScaler``; else ``None``."""
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.svm import SVC
+
+    steps = [s for _, s in estimator.steps] if hasattr(estimator, "steps") else [estimator]
+    svc = steps[-1]
+    if not isinstance(svc, SVC) or svc.kernel != "rbf" or len(svc.classes_) != 2 or len(steps) > 2:
+        return None
+    offset = scale = None
+    if len(steps) == 2:
+        scaler = steps[0]
+        if not isinstance(scaler, StandardScaler):
+            return None
+        offset = scaler.mean_ if scaler.with_mean else None
+        scale = 1.0 / scaler.scale_ if scaler.with_std else None
+    graph = rbf_svm_graph(
+        svc.support_vectors_, svc.dual_coef_[0], float(svc.intercept_[0]), float(svc._gamma), offset=offset, scale=scale
+    )
+    return graph, "scores"
+
+
+def optimise_svm_onnx(onnx_bytes: bytes) -> bytes | None:
+    """Rewrite a skl2onnx graph ``[Scaler ->] SVMClassifier(RBF, 2 classes) -> ...`` as :func:`rbf_svm_graph`.
+
+    The new graph's ``scores`` output is the classifier's decision value; which sign of it matches
+    the old output is for the caller to verify (:func:`optimise_svm_file` does). Returns ``None``
+    for any other graph.
+    """
+    import onnx
+    from onnx import helper
+
+    model = onnx.load_from_string(onnx_bytes)
+    nodes = {n.op_type: n for n in model.graph.node}
+    svm = nodes.get("SVMClassifier")
+    if svm is None or len(model.graph.input) != 1:
+        return None
+    attrs = {a.name: helper.get_attribute_value(a) for a in svm.attribute}
+    if attrs.get("kernel_type") != b"RBF" or len(attrs.get("classlabels_ints", [])) != 2:
+        return None
+    if attrs.get("post_transform", b"NONE") != b"NONE":
+        return None
+    offset = scale = None
+    if "Scaler" in nodes:
+        scaler = {a.name: helper.get_attribute_value(a) for a in nodes["Scaler"].attribute}
+        offset, scale = np.asarray(scaler["offset"]), np.asarray(scaler["scale"])
+    coef = np.asarray(attrs["coefficients"], dtype=np.float64)
+    sv = np.asarray(attrs["support_vectors"], dtype=np.float64).reshape(len(coef), -1)
+    gamma = float(attrs["kernel_params"][0])
+    return rbf_svm_graph(sv, coef, float(attrs["rho"][0]), gamma, offset=offset, scale=scale)
+
+
+def optimise_svm_file(
+    path: str | Path, out_path: str | Path | None = None, *, n_probe: int = 512, seed: int = 0
+) -> float:
+    """Rewrite an SVM model file exported through ``SVMClassifier`` as :func:`rbf_svm_graph`.
+
+    The card's ``output`` block is updated (output name and sign) and a note records the
+    rewrite; calibration and thresholds are kept, since the decision values are the same. The
+    new graph is checked on ``n_probe`` rows drawn around the scaler's statistics.
+
+    Returns
+    -------
+    float
+        The largest absolute difference between the old and new fake scores on the probe rows.
+
+    Raises
+    ------
+    ModelError
+        The file is not a binary RBF SVM graph, or the rewrite does not reproduce its scores
+        within 1e-4 (relative to the largest score).
+    """
+    import datetime
+
+    import onnx
+    import onnxruntime as ort
+    from onnx import helper
+
+    from voxguard.models.onnx_model import ModelCard, card_path
+
+    source = Path(path)
+    target = Path(out_path) if out_path is not None else source
+    old_bytes = source.read_bytes()
+    new_bytes = optimise_svm_onnx(old_bytes)
+    if new_bytes is None:
+        raise ModelError("not a binary RBF SVM graph (SVMClassifier); nothing to rewrite", path=str(source))
+    card = ModelCard.load(card_path(source))
+    n_features = onnx.load_from_string(new_bytes).graph.input[0].type.tensor_type.shape.dim[1].dim_value
+    rng = np.random.default_rng(seed)
+    probe = rng.standard_normal((n_probe, n_features))
+    scaler = [n for n in onnx.load_from_string(old_bytes).graph.node if n.op_type == "Scaler"]
+    if scaler:
+        attrs = {a.name: helper.get_attribute_value(a) for a in scaler[0].attribute}
+        probe = np.asarray(attrs["offset"]) + probe / np.asarray(attrs["scale"])
+    probe = probe.astype(np.float32)
+    spec = card.output
+    providers = ["CPUExecutionProvider"]
+    old = ort.InferenceSession(old_bytes, providers=providers).run([spec["name"]], {"features": probe})[0]
+    old_scores = spec.get("sign", 1) * (old[:, spec["index"]] if spec.get("index") is not None else old.reshape(-1))
+    new = ort.InferenceSession(new_bytes, providers=providers).run(["scores"], {"features": probe})[0]
+    scale = max(1.0, float(np.max(np.abs(old_scores))))
+    diffs = {sign: float(np.max(np.abs(sign * new[:, 0] - old_scores))) for sign in (1, -1)}
+    sign = min(diffs, key=diffs.__getitem__)
+    if diffs[sign] > 1e-4 * scale:
+        raise ModelError(f"the rewritten graph differs by {diffs[sign]:.2e}; left unchanged", path=str(source))
+    target.write_bytes(new_bytes)
+    card.output = spec | {"name": "scores", "index": 0, "sign": sign}
+    today = datetime.date.today().isoformat()
+    card.notes = [
+        *card.notes,
+        f"{today}: ONNX graph rewritten from SVMClassifier to MatMul ops (voxguard export); "
+        f"same decision values within {diffs[sign]:.1e} on {n_probe} probe rows.",
+    ]
+    card.save(card_path(target))
+    return diffs[sign]
 
 
 def fit_platt(scores: np.ndarray, labels: np.ndarray) -> dict[str, float]:

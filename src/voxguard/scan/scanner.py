@@ -39,6 +39,7 @@ import numpy as np
 
 from voxguard.audio import detect_speech, from_array, iter_blocks, load, probe, segment_bounds
 from voxguard.audio.decode import AudioSource, materialise, source_name
+from voxguard.audio.load import peak_amplitude
 from voxguard.errors import (
     FeatureError,
     SilentAudioError,
@@ -316,7 +317,7 @@ class Scanner:
         duration = len(y) / sr
         if len(y) == 0:
             raise ZeroLengthAudioError("the audio contains no samples")
-        if float(np.max(np.abs(y))) < _SILENCE_PEAK:
+        if peak_amplitude(y) < _SILENCE_PEAK:
             raise SilentAudioError("the audio is digital silence")
         activity = detect_speech(y, sr)
         if activity.speech_s == 0:
@@ -431,7 +432,7 @@ class Scanner:
         hi = max(c1, int(ends.max())) if len(ends) else c1
         region = y[lo - buf0 : hi - buf0]
         own = y[c0 - buf0 : c1 - buf0]
-        acc.peak = max(acc.peak, float(np.max(np.abs(own))) if len(own) else 0.0)
+        acc.peak = max(acc.peak, peak_amplitude(own))
         activity = detect_speech(region, sr)
         acc.speech_s += float(speech_seconds(activity.mask, activity.frame_s, [(c0 - lo) / sr], [(c1 - lo) / sr])[0])
         if acc.want_env:

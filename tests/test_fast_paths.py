@@ -1,0 +1,174 @@
+"""The speed-ups of the scan path give the same results as the straightforward computations."""
+
+from __future__ import annotations
+
+import importlib
+
+import numpy as np
+import pytest
+import soundfile as sf
+from scipy import signal
+
+from voxguard.audio.iir import sosfilt_blocked
+
+preprocess_mod = importlib.import_module("voxguard.audio.preprocess")
+
+
+# --------------------------------------------------------------------------- IIR as block products
+
+
+@pytest.mark.parametrize("n", [5, 63, 64, 1000, 48_001])
+@pytest.mark.parametrize("sr", [8_000, 16_000, 44_100])
+def test_blocked_sosfilt_matches_scipy_on_the_k_weighting(sr, n):
+    y = np.random.default_rng(n).standard_normal(n).astype(np.float32)
+    sos = preprocess_mod._k_weighting_sos(sr)
+    want = signal.sosfilt(sos, y.astype(np.float64))
+    got = sosfilt_blocked(sos, y)
+    assert got.dtype == np.float32 and got.shape == y.shape
+    np.testing.assert_allclose(got, want, atol=2e-5 * np.abs(want).max())
+
+
+def test_blocked_sosfilt_matches_scipy_on_other_filters():
+    rng = np.random.default_rng(0)
+    y = rng.standard_normal(20_000).astype(np.float32)
+    for sos in (
+        signal.butter(6, 0.1, output="sos"),  # three sections, poles near the unit circle
+        signal.butter(2, [0.2, 0.4], btype="band", output="sos"),
+        np.array([[1.0, -1.0, 0.0, 1.0, -0.99, 0.0]]),  # first order (the DC blocker)
+    ):
+        want = signal.sosfilt(sos, y.astype(np.float64))
+        np.testing.assert_allclose(sosfilt_blocked(sos, y, block=32), want, atol=2e-5 * np.abs(want).max())
+
+
+def test_dc_blocker_matches_its_difference_equation():
+    y = np.random.default_rng(1).standard_normal(10_000).astype(np.float32) + 0.3
+    r = float(np.float32(np.exp(-2.0 * np.pi * 20.0 / 16_000)))
+    want = signal.lfilter([1.0, -1.0], [1.0, -r], y.astype(np.float64))
+    np.testing.assert_allclose(preprocess_mod.block_dc(y, 16_000), want, atol=1e-5)
+
+
+# --------------------------------------------------------------------------- loudness and re-quantisation
+
+
+def test_requantise_with_gain_equals_scaling_first():
+    rng = np.random.default_rng(2)
+    for n in (10, 65_536, 70_001):
+        y = (0.1 * rng.standard_normal(n)).astype(np.float32)
+        gain = 1.7353
+        scaled = (y * np.float32(gain)).astype(np.float32)
+        np.testing.assert_array_equal(preprocess_mod.requantise(y, gain=gain), preprocess_mod.requantise(scaled))
+        q = preprocess_mod.requantise(scaled)
+        assert np.all(np.abs(q * 32768 - np.round(q * 32768)) == 0)  # on the 16-bit grid
+
+
+def test_loudness_steps_match_the_cumulative_sum_definition():
+    # 22.05 kHz has a whole number of samples per 100 ms step (2,205); 11.025 kHz does not (1,102.5)
+    # and takes the general path: both must give pyloudnorm's value.
+    import pyloudnorm
+
+    rng = np.random.default_rng(3)
+    for sr in (22_050, 11_025):
+        y = (0.05 * rng.standard_normal(int(3.37 * sr))).astype(np.float32)
+        ref = pyloudnorm.Meter(sr).integrated_loudness(y.astype(np.float64))
+        assert preprocess_mod.integrated_loudness(y, sr) == pytest.approx(ref, abs=0.01)
+
+
+# --------------------------------------------------------------------------- decoding
+
+
+@pytest.mark.parametrize("fmt", ["WAV", "FLAC"])
+def test_pcm16_fast_decode_equals_libsndfile_float(tmp_path, fmt):
+    from voxguard.audio import load
+
+    rng = np.random.default_rng(4)
+    pcm = rng.integers(-32768, 32767, size=(20_000, 2), dtype=np.int16)
+    pcm[:10] = [[-32768, 32767]] * 10  # the extremes
+    path = tmp_path / f"x.{fmt.lower()}"
+    sf.write(path, pcm, 16_000, subtype="PCM_16", format=fmt)
+    want, _ = sf.read(path, dtype="float32")
+    got = load(path, sr=None)
+    np.testing.assert_array_equal(got.samples, want.mean(axis=1, dtype=np.float32))
+
+
+# --------------------------------------------------------------------------- the RBF SVM as matrix products
+
+
+def _svm_pipeline(n=300, d=12, seed=0):
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.svm import SVC
+
+    rng = np.random.default_rng(seed)
+    X = (rng.standard_normal((n, d)) * rng.uniform(0.5, 20, d) + rng.uniform(-50, 50, d)).astype(np.float32)
+    y = (X[:, 0] - X[:, 1] / 3 + rng.standard_normal(n) * 5 > X[:, 0].mean()).astype(int)
+    return make_pipeline(StandardScaler(), SVC(C=3.0, gamma="scale", class_weight="balanced")).fit(X, y), X
+
+
+def test_rbf_svm_graph_reproduces_decision_values():
+    import onnxruntime as ort
+
+    from voxguard.models.export import sklearn_to_onnx
+
+    pipeline, X = _svm_pipeline()
+    onx, spec = sklearn_to_onnx(pipeline, X[:50], pipeline.decision_function(X[:50]))
+    assert spec == {"name": "scores", "index": 0, "sign": 1}
+    out = ort.InferenceSession(onx, providers=["CPUExecutionProvider"]).run(["scores"], {"features": X})[0][:, 0]
+    np.testing.assert_allclose(out, pipeline.decision_function(X), atol=1e-5)
+
+
+def test_old_svm_classifier_files_are_rewritten_with_the_same_scores(tmp_path):
+    from skl2onnx import to_onnx
+    from skl2onnx.common.data_types import FloatTensorType
+
+    from voxguard.errors import ModelError
+    from voxguard.models.export import optimise_svm_file
+    from voxguard.models.onnx_model import ModelCard, OnnxModel, card_path
+
+    pipeline, X = _svm_pipeline(seed=1)
+    old = to_onnx(
+        pipeline,
+        initial_types=[("features", FloatTensorType([None, X.shape[1]]))],
+        options={id(pipeline.steps[-1][1]): {"zipmap": False}},
+        target_opset=17,
+    ).SerializeToString()
+    path = tmp_path / "old.onnx"
+    path.write_bytes(old)
+    # Which column and sign of skl2onnx's output hold the decision value (as older voxguard found it).
+    import onnxruntime as ort
+
+    out = ort.InferenceSession(old, providers=["CPUExecutionProvider"]).run(["probabilities"], {"features": X})[0]
+    index, sign = min(
+        ((i, s) for i in range(out.shape[1]) for s in (1, -1)),
+        key=lambda c: np.abs(c[1] * out[:, c[0]] - pipeline.decision_function(X)).max(),
+    )
+    calibration = {"type": "logistic", "a": 2.0, "b": 0.0}
+    ModelCard(
+        name="old",
+        model_type="svm",
+        features={"kind": "test"},
+        output={"name": "probabilities", "index": index, "sign": sign, "calibration": calibration},
+    ).save(card_path(path))
+    before = OnnxModel(path)
+    old_scores = before.score(X)
+    np.testing.assert_allclose(old_scores, pipeline.decision_function(X), atol=1e-4)
+
+    diff = optimise_svm_file(path, tmp_path / "new.onnx")
+    assert diff < 1e-4
+    after = OnnxModel(tmp_path / "new.onnx")
+    assert after.card.output["name"] == "scores" and after.card.output["calibration"]["a"] == 2.0
+    assert "SVMClassifier" in after.card.notes[-1]
+    np.testing.assert_allclose(after.score(X), old_scores, atol=1e-4)
+    assert OnnxModel(path).card.output["name"] == "probabilities"  # --out leaves the original alone
+
+    with pytest.raises(ModelError, match="not a binary RBF SVM"):
+        optimise_svm_file(tmp_path / "new.onnx")  # already rewritten
+
+
+def test_shipped_svm_models_use_the_fast_graph():
+    import onnx
+
+    from voxguard.models.registry import resolve_model
+
+    for name in ("voxguard-v1", "voxguard-v2", "seed-svm"):
+        ops = {n.op_type for n in onnx.load(resolve_model(name)).graph.node}
+        assert "SVMClassifier" not in ops and "MatMul" in ops, name

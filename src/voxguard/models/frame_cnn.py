@@ -212,6 +212,10 @@ class FrameCNNClassifier:
     seed : int
     threads : int
         Torch intra-op threads.
+    device : str
+        Torch device to train on (``"cpu"``, ``"cuda"``). Only where training runs, not part of
+        the recipe: the fitted network is moved back to the CPU, and export and scoring are the
+        same wherever it was trained.
     segment_s, hop_s : float
         Crop length and hop of the training rows (as the segmental models).
     class_weight : "balanced" or None
@@ -234,6 +238,7 @@ class FrameCNNClassifier:
     validation: float = 0.15
     seed: int = 0
     threads: int = 2
+    device: str = "cpu"
     segment_s: float = 4.0
     hop_s: float = 2.0
     class_weight: str | None = "balanced"
@@ -256,7 +261,9 @@ class FrameCNNClassifier:
         return "cnn" if self.head == "linear" else "cnn-svm"
 
     def clone(self) -> FrameCNNClassifier:
-        return FrameCNNClassifier(**{k: getattr(self, k) for k in self.recipe_keys()} | {"features": self.features})
+        return FrameCNNClassifier(
+            **{k: getattr(self, k) for k in self.recipe_keys()} | {"features": self.features, "device": self.device}
+        )
 
     @staticmethod
     def recipe_keys() -> tuple[str, ...]:
@@ -299,8 +306,9 @@ class FrameCNNClassifier:
             net = build_lcnn2d(X.shape[1], mean, std, width=self.width)
         else:
             net = build_lcnn(X.shape[1], mean, std, width=self.width, input_stats=self.input_stats)
+        net = net.to(self.device)
         weight = (y[train] == 0).sum() / max(1, (y[train] == 1).sum()) if self.class_weight == "balanced" else 1.0
-        loss_fn = nn.BCEWithLogitsLoss(pos_weight=torch.tensor(float(weight)))
+        loss_fn = nn.BCEWithLogitsLoss(pos_weight=torch.tensor(float(weight), device=self.device))
         optimiser = torch.optim.AdamW(net.parameters(), lr=self.lr, weight_decay=self.weight_decay)
         schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=self.max_epochs)
         best_eer, best_state, stale = np.inf, None, 0
@@ -314,9 +322,9 @@ class FrameCNNClassifier:
                 rows = order[b : b + self.batch_size]
                 if len(rows) < 2:  # batch norm needs two rows
                     continue
-                batch = torch.from_numpy(self._sub_crops(X, rows, rng))
+                batch = torch.from_numpy(self._sub_crops(X, rows, rng)).to(self.device)
                 optimiser.zero_grad()
-                loss = loss_fn(net(batch), torch.from_numpy(y[rows]))
+                loss = loss_fn(net(batch), torch.from_numpy(y[rows]).to(self.device))
                 loss.backward()
                 optimiser.step()
                 total += loss.item() * len(rows)
@@ -339,7 +347,7 @@ class FrameCNNClassifier:
                     break
         if best_state is not None:
             net.load_state_dict(best_state)
-        self.network_ = net.eval()
+        self.network_ = net.cpu().eval()
         if self.head == "svm":
             self.svm_ = self._make_svm().fit(self.embed(X), y.astype(np.int64))
         return self
@@ -396,7 +404,7 @@ class FrameCNNClassifier:
 
     def _logits(self, net, X: np.ndarray) -> np.ndarray:
         net.eval()
-        out = run_batched(net, X)
+        out = run_batched(net, X, device=self.device)
         net.train()
         return out.astype(np.float64)
 

@@ -97,13 +97,13 @@ def export_frame_model(module: Any, n_features: int, output: str) -> bytes:
     return buffer.getvalue()
 
 
-def run_batched(fn: Any, X: np.ndarray, batch: int = 256) -> np.ndarray:
+def run_batched(fn: Any, X: np.ndarray, batch: int = 256, device: str = "cpu") -> np.ndarray:
     """``fn`` (a torch module or method) over crops ``X`` in batches, without gradients; numpy out."""
     torch, _ = torch_modules()
     with torch.no_grad():
         return np.concatenate(
             [
-                fn(torch.from_numpy(np.ascontiguousarray(X[i : i + batch], dtype=np.float32))).numpy()
+                fn(torch.from_numpy(np.ascontiguousarray(X[i : i + batch], dtype=np.float32)).to(device)).cpu().numpy()
                 for i in range(0, len(X), batch)
             ]
         )

@@ -97,6 +97,8 @@ MODEL_PRESETS: dict[str, Preset] = {
         trim_margin_s=0.25,
         dc_filter="highpass",
         trim_mode="energy",
+        # The best of 8 settings on clean DEV, trained on a GPU (docs/results.md, "The 2-D LCNN").
+        params=(("width", 64), ("patience", 8), ("max_epochs", 40)),
     ),
     "lfcc47h-flatness7k-gated-cnn-svm": Preset(
         ("lfcc_4_7k_hann", "band_flatness_7k"),

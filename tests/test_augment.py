@@ -235,8 +235,9 @@ def test_every_step_keeps_length_rate_and_is_seeded(speech, bank):
         assert how == how_again and np.array_equal(out, again), kind
 
 
-def test_chain_policy_applies_distinct_steps_in_chain_order(speech, bank):
-    chain = augment.get_policy("chain")
+@pytest.mark.parametrize("name", ["chain", "chain-cb"])
+def test_chain_policy_applies_distinct_steps_in_chain_order(speech, bank, name):
+    chain = augment.get_policy(name)
     kinds_seen: set[str] = set()
     for seed in range(200):
         kinds = chain.draw(np.random.default_rng(seed))

@@ -218,27 +218,32 @@ class _V1Policy:
         return random_degradation(y, sr, seed=seed)
 
 
+_CHAIN_WEIGHTS = (
+    ("codec", 3.0),
+    ("babble", 2.0),
+    ("noise", 1.5),
+    ("music", 1.0),
+    ("reverb", 1.5),
+    ("telephone", 1.0),
+    ("band", 1.0),
+    ("resample", 0.5),
+    ("clip", 0.5),
+    ("packet_loss", 0.5),
+    ("rawboost", 1.0),
+)
+
+
+def _reweighted(weights: tuple[tuple[str, float], ...], **changes: float) -> tuple[tuple[str, float], ...]:
+    return tuple((kind, changes.get(kind, w)) for kind, w in weights)
+
+
 POLICIES: dict[str, AugmentPolicy | _V1Policy] = {
     # The policy voxguard-v1 was trained with (kept exactly as it was).
     "v1": _V1Policy(),
-    "chain": AugmentPolicy(
-        "chain",
-        (
-            ("codec", 3.0),
-            ("babble", 2.0),
-            ("noise", 1.5),
-            ("music", 1.0),
-            ("reverb", 1.5),
-            ("telephone", 1.0),
-            ("band", 1.0),
-            ("resample", 0.5),
-            ("clip", 0.5),
-            ("packet_loss", 0.5),
-            ("rawboost", 1.0),
-        ),
-        1,
-        2,
-    ),
+    "chain": AugmentPolicy("chain", _CHAIN_WEIGHTS, 1, 2),
+    # "chain" with codecs and babble drawn more often (an experiment towards issue 8's
+    # MP3-64k and babble-10dB targets; docs/robustness.md).
+    "chain-cb": AugmentPolicy("chain-cb", _reweighted(_CHAIN_WEIGHTS, codec=5.0, babble=4.0), 1, 2),
 }
 DEFAULT_POLICY = "chain"
 

@@ -163,6 +163,18 @@ def test_old_svm_classifier_files_are_rewritten_with_the_same_scores(tmp_path):
     with pytest.raises(ModelError, match="not a binary RBF SVM"):
         optimise_svm_file(tmp_path / "new.onnx")  # already rewritten
 
+    # The same through the CLI: a copy with --out, and a clear failure (exit 2) for a non-SVM file.
+    from typer.testing import CliRunner
+
+    from voxguard.cli import app
+
+    runner = CliRunner()
+    done = runner.invoke(app, ["export", str(path), "--out", str(tmp_path / "cli.onnx")])
+    assert done.exit_code == 0, done.output
+    assert "max |new - old score|" in done.output and (tmp_path / "cli.card.json").is_file()
+    refused = runner.invoke(app, ["export", str(tmp_path / "cli.onnx")])
+    assert refused.exit_code == 2 and "not a binary RBF SVM" in refused.output
+
 
 def test_shipped_svm_models_use_the_fast_graph():
     import onnx

@@ -25,10 +25,13 @@ from voxguard.datasets.synth import (
     applicable,
     band_limit,
     build_corpus,
+    condition_clip,
+    cutoff_hz,
     discover_sources,
     fillets_clips,
     finish_clip,
     plan_jobs,
+    store_clip,
     vorbis_round_trip,
 )
 from voxguard.datasets.synth_tools import GENERATORS, Generator, _dep5_license, available_generators
@@ -255,10 +258,32 @@ def test_vorbis_round_trip_keeps_length_and_changes_samples() -> None:
     assert not np.array_equal(z, y) and np.corrcoef(z, y)[0, 1] > 0.9
 
 
+def test_a_group_is_stored_at_its_lowest_cut_off(tmp_path: Path) -> None:
+    # A wide-band "real" clip and a narrow-band "fake" of it (as Codec 2 makes): stored alone,
+    # their cut-offs differ by kHz (bandwidth gives the label away); at the group's band they match.
+    sr = 16_000
+    wide = speechlike(sr=sr, duration=2.0, seed=7)
+    wide = wide + np.float32(0.02) * np.random.default_rng(0).standard_normal(len(wide)).astype(np.float32)
+    narrow = band_limit(wide, sr, (70.0, 3_800.0))
+    config = SynthConfig(codec="none")
+    z = [condition_clip(wide, sr, config=config), condition_clip(narrow, sr, config=config)]
+    cut = [cutoff_hz(x) for x in z]
+    assert cut[0] - cut[1] > 2_000
+    top = min(cut)
+    stored = []
+    for i, x in enumerate(z):
+        store_clip(x, tmp_path / f"{i}.flac", config=config, seed=i, top_hz=top)
+        stored.append(cutoff_hz(sf.read(tmp_path / f"{i}.flac", dtype="float32")[0]))
+    assert abs(stored[0] - stored[1]) < 400, stored
+    assert max(stored) < top + 400
+
+
 def test_codec_label_is_the_same_for_every_clip() -> None:
     assert SynthConfig().codec_label().startswith("flac_pcm_16 (16 kHz mono")
     assert "vorbis" not in SynthConfig(codec="none").codec_label()
-    assert SynthConfig(codec="none", band_hz=None, noise_floor_dbfs=None).codec_label() == "flac_pcm_16 (16 kHz mono)"
+    plain = SynthConfig(codec="none", band_hz=None, noise_floor_dbfs=None, match_band=False)
+    assert plain.codec_label() == "flac_pcm_16 (16 kHz mono)"
+    assert "lowest cut-off" in SynthConfig().codec_label()
 
 
 # ----------------------------------------------------------------------------------------------

@@ -37,6 +37,13 @@ def synth(
             help="Let English voices read the English original of Dutch lines (language then predicts the label).",
         ),
     ] = False,
+    match_band: Annotated[
+        bool,
+        typer.Option(
+            "--match-band/--no-match-band",
+            help="Low-pass each recording's real clip and fakes at their lowest cut-off (bandwidth hides the label).",
+        ),
+    ] = True,
     limit: Annotated[int | None, typer.Option("--limit", min=1, help="Use at most this many real recordings.")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Base seed of every random choice.")] = 0,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing corpus in --out.")] = False,
@@ -57,6 +64,7 @@ def synth(
         fakes_per_real=fakes_per_real,
         codec=codec,
         tts_translations=tts_translations,
+        match_band=match_band,
         seed=seed,
         limit=limit,
         force=force,

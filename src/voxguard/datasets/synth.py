@@ -167,6 +167,10 @@ class SynthConfig:
     tts_translations : bool
         Let English voices read the English original of Dutch lines (confounds language with
         the label; off by default).
+    match_band : bool
+        Low-pass every clip of a recording's group (the real clip and its fakes) at the group's
+        lowest -50 dB cut-off, so that bandwidth says nothing about which of them is fake
+        (vocoders keep energy up to the band edge, Codec 2 is narrow-band).
     seed : int
         Base seed of every random choice (excitation noise, phases, dither, VITS sampling).
     limit : int or None
@@ -183,6 +187,7 @@ class SynthConfig:
     band_hz: tuple[float, float] | None = (70.0, 7000.0)
     noise_floor_dbfs: float | None = -60.0
     tts_translations: bool = False
+    match_band: bool = True
     seed: int = 0
     limit: int | None = None
     force: bool = False
@@ -192,6 +197,8 @@ class SynthConfig:
         steps = []
         if self.band_hz is not None:
             steps.append(f"band-pass {self.band_hz[0]:g}-{self.band_hz[1]:g} Hz")
+        if self.match_band:
+            steps.append("low-pass at the group's lowest cut-off")
         if self.noise_floor_dbfs is not None:
             steps.append(f"noise bed {self.noise_floor_dbfs:g} dBFS")
         if self.codec == "vorbis":
@@ -517,8 +524,56 @@ def add_noise_bed(
     return (y + noise).astype(np.float32)
 
 
+def condition_clip(y: np.ndarray, sr: int, *, config: SynthConfig) -> np.ndarray:
+    """The first half of :func:`finish_clip`: 16 kHz, band-pass, canonical preprocessing (float32).
+
+    Raises
+    ------
+    voxguard.errors.AudioError
+        No speech, or less than 0.5 s of it (the canonical preprocessing's checks).
+    """
+    y = resample(np.asarray(y, dtype=np.float32), sr, OUTPUT_RATE)
+    if config.band_hz is not None:
+        y = band_limit(y, OUTPUT_RATE, config.band_hz)
+    return preprocess(y, OUTPUT_RATE, PreprocessConfig(sample_rate=OUTPUT_RATE, requantise_bits=None)).samples
+
+
+def cutoff_hz(z: np.ndarray, sr: int = OUTPUT_RATE) -> float:
+    """The -50 dB cut-off of a clip's long-term spectrum, as the corpus audit measures it (Hz)."""
+    from voxguard.datasets.audit import _bandwidths, long_term_spectrum
+
+    return _bandwidths(*long_term_spectrum(z, sr))[1]
+
+
+def store_clip(
+    z: np.ndarray, path: Path, *, config: SynthConfig, seed: int, top_hz: float | None = None
+) -> float:
+    """The second half of :func:`finish_clip`: noise bed, codec round-trip, 16-bit FLAC; returns seconds.
+
+    ``top_hz``: after the noise bed, remove everything above this frequency (the group's matched
+    band, :attr:`SynthConfig.match_band`) with a brick-wall filter on the whole clip's spectrum:
+    a Butterworth low-pass leaves a clip that had energy up to 7 kHz 20 dB above one that never
+    had, where the audit's -50 dB cut-off still sees it.
+    """
+    if config.noise_floor_dbfs is not None:
+        z = add_noise_bed(z, OUTPUT_RATE, config.noise_floor_dbfs, seed=seed, band_hz=config.band_hz)
+    if top_hz is not None and top_hz < OUTPUT_RATE / 2:
+        spectrum = np.fft.rfft(z.astype(np.float64))
+        spectrum[np.fft.rfftfreq(len(z), 1.0 / OUTPUT_RATE) > top_hz] = 0.0
+        z = np.fft.irfft(spectrum, n=len(z)).astype(np.float32)
+    if config.codec == "vorbis":
+        z = vorbis_round_trip(z, OUTPUT_RATE, config.vorbis_quality)
+    z = requantise(np.clip(z, -1.0, 1.0), bits=16, seed=seed % 2**32)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pcm = np.round(z * 32768.0).astype(np.int16)  # already on the 16-bit grid: exact
+    sf.write(str(path), pcm, OUTPUT_RATE, format="FLAC", subtype="PCM_16")
+    return len(pcm) / OUTPUT_RATE
+
+
 def finish_clip(y: np.ndarray, sr: int, path: Path, *, config: SynthConfig, seed: int) -> float:
     """The post-processing every clip gets, real or fake; writes ``path`` and returns its duration.
+
+    :func:`condition_clip` then :func:`store_clip` (without a group's matched band).
 
     Parameters
     ----------
@@ -543,20 +598,7 @@ def finish_clip(y: np.ndarray, sr: int, path: Path, *, config: SynthConfig, seed
     voxguard.errors.AudioError
         No speech, or less than 0.5 s of it (the canonical preprocessing's checks).
     """
-    y = resample(np.asarray(y, dtype=np.float32), sr, OUTPUT_RATE)
-    if config.band_hz is not None:
-        y = band_limit(y, OUTPUT_RATE, config.band_hz)
-    pre = preprocess(y, OUTPUT_RATE, PreprocessConfig(sample_rate=OUTPUT_RATE, requantise_bits=None))
-    z = pre.samples
-    if config.noise_floor_dbfs is not None:
-        z = add_noise_bed(z, OUTPUT_RATE, config.noise_floor_dbfs, seed=seed, band_hz=config.band_hz)
-    if config.codec == "vorbis":
-        z = vorbis_round_trip(z, OUTPUT_RATE, config.vorbis_quality)
-    z = requantise(np.clip(z, -1.0, 1.0), bits=16, seed=seed % 2**32)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    pcm = np.round(z * 32768.0).astype(np.int16)  # already on the 16-bit grid: exact
-    sf.write(str(path), pcm, OUTPUT_RATE, format="FLAC", subtype="PCM_16")
-    return len(pcm) / OUTPUT_RATE
+    return store_clip(condition_clip(y, sr, config=config), path, config=config, seed=seed)
 
 
 @dataclass
@@ -587,17 +629,21 @@ def _build_group(job: Job, out: Path, config: SynthConfig) -> _GroupResult:
         work_sr = min(sr, OUTPUT_RATE)  # vocode at <= 16 kHz, never above the recording's own band
         y_work = resample(y, sr, work_sr)
         real_path = out / "audio" / BONAFIDE / real.dataset / f"{real.utt_group}.flac"
-        dur = finish_clip(y_work, work_sr, real_path, config=config, seed=clip_seed(config.seed, real.utt_group, ""))
+        real_z = condition_clip(y_work, work_sr, config=config)
     except (VoxguardError, OSError, RuntimeError, ValueError) as exc:
         msg = f"{real.utt_group}: real recording unusable: {exc}"
         return _GroupResult([], [msg], [], time.perf_counter() - t0)
     text_note = f"; transcript ({real.language}): {real.text}" if real.text else "; no transcript"
-    rows = [
-        {
-            **base, "path": str(real_path), "label": BONAFIDE, "system": BONAFIDE, "attack_type": BONAFIDE,
-            "family": BONAFIDE, "speaker": real.speaker, "license": licence, "duration_s": f"{dur:.3f}",
-            "note": f"{real.level}-level {real.language} speech{text_note}",
-        }
+    # Conditioned signals of the group, stored once the group's band is known.
+    pending: list[tuple[np.ndarray, Path, int, dict[str, str]]] = [
+        (
+            real_z, real_path, clip_seed(config.seed, real.utt_group, ""),
+            {
+                **base, "path": str(real_path), "label": BONAFIDE, "system": BONAFIDE, "attack_type": BONAFIDE,
+                "family": BONAFIDE, "speaker": real.speaker, "license": licence,
+                "note": f"{real.level}-level {real.language} speech{text_note}",
+            },
+        )
     ]  # fmt: skip
     by_name = {g.system: g for g in GENERATORS}
     made = 0
@@ -622,18 +668,30 @@ def _build_group(job: Job, out: Path, config: SynthConfig) -> _GroupResult:
                     speaker, licence_fake = real.speaker, f"recording: {licence}; generator: {gen.tool_license()}"
                 if not np.all(np.isfinite(z)):
                     raise ToolError("non-finite output")
-                dur = finish_clip(np.asarray(z, dtype=np.float32), zsr, path, config=config, seed=seed)
+                fake_z = condition_clip(np.asarray(z, dtype=np.float32), zsr, config=config)
         except (VoxguardError, ToolError, OSError, RuntimeError, ValueError, KeyError) as exc:
             attempts.append(f"{real.utt_group} / {system}: {exc}")
             continue
         made += 1
-        rows.append(
-            {
-                **base, "path": str(path), "label": SPOOF, "system": system, "attack_type": gen.attack_type,
-                "family": gen.family, "speaker": speaker, "license": licence_fake, "duration_s": f"{dur:.3f}",
-                "note": note,
-            }
+        pending.append(
+            (
+                fake_z, path, seed,
+                {
+                    **base, "path": str(path), "label": SPOOF, "system": system, "attack_type": gen.attack_type,
+                    "family": gen.family, "speaker": speaker, "license": licence_fake, "note": note,
+                },
+            )
         )  # fmt: skip
+    cutoffs = [c for c in (cutoff_hz(z) for z, *_ in pending) if np.isfinite(c)] if config.match_band else []
+    top_hz = min(cutoffs) if cutoffs else None
+    rows = []
+    for z, path, seed, row in pending:
+        try:
+            dur = store_clip(z, path, config=config, seed=seed, top_hz=top_hz)
+        except (VoxguardError, OSError, RuntimeError, ValueError) as exc:
+            failure = f"{real.utt_group}: writing {path.name} failed: {exc}"
+            return _GroupResult([], [failure], [], time.perf_counter() - t0)
+        rows.append(row | {"duration_s": f"{dur:.3f}"})
     if made < job.n_fakes:
         failures = [*attempts, f"{real.utt_group}: only {made} of {job.n_fakes} fakes could be made"]
         return _GroupResult(rows, failures, [], time.perf_counter() - t0)

@@ -30,6 +30,7 @@ from voxguard.datasets.synth import (
     discover_sources,
     fillets_clips,
     finish_clip,
+    limit_peaks,
     plan_jobs,
     store_clip,
     vorbis_round_trip,
@@ -278,10 +279,22 @@ def test_a_group_is_stored_at_its_lowest_cut_off(tmp_path: Path) -> None:
     assert max(stored) < top + 400
 
 
+def test_peak_limiter_caps_peaks_and_leaves_quiet_parts_alone() -> None:
+    sr = 16_000
+    y = 0.05 * speechlike(sr=sr, duration=1.0, seed=2) / np.abs(speechlike(sr=sr, duration=1.0, seed=2)).max()
+    y = y.astype(np.float32)
+    y[8_000] = 0.9  # one click far above the ceiling of -13 dBFS (0.224)
+    out = limit_peaks(y, sr, -13.0)
+    assert np.abs(out).max() <= 10 ** (-13 / 20) * 1.05  # the smoothing lets a hair through
+    far = np.r_[0:7_000, 9_000:16_000]  # beyond the 5 ms hold around the click
+    np.testing.assert_array_equal(out[far], y[far])  # below the ceiling: untouched
+    assert out.dtype == np.float32 and len(out) == len(y)
+
+
 def test_codec_label_is_the_same_for_every_clip() -> None:
     assert SynthConfig().codec_label().startswith("flac_pcm_16 (16 kHz mono")
     assert "vorbis" not in SynthConfig(codec="none").codec_label()
-    plain = SynthConfig(codec="none", band_hz=None, noise_floor_dbfs=None, match_band=False)
+    plain = SynthConfig(codec="none", band_hz=None, noise_floor_dbfs=None, match_band=False, peak_ceiling_dbfs=None)
     assert plain.codec_label() == "flac_pcm_16 (16 kHz mono)"
     assert "lowest cut-off" in SynthConfig().codec_label()
 

@@ -59,7 +59,7 @@ import numpy as np
 import soundfile as sf
 
 from voxguard.audio.load import ANALYSIS_RATE, load, resample
-from voxguard.audio.preprocess import PreprocessConfig, preprocess, requantise
+from voxguard.audio.preprocess import PreprocessConfig, loudness_gain, preprocess, requantise
 from voxguard.datasets.base import BONAFIDE, SPOOF, Dataset, Item
 from voxguard.datasets.manifest import write_manifest
 from voxguard.datasets.synth_tools import (
@@ -171,6 +171,10 @@ class SynthConfig:
         Low-pass every clip of a recording's group (the real clip and its fakes) at the group's
         lowest -50 dB cut-off, so that bandwidth says nothing about which of them is fake
         (vocoders keep energy up to the band edge, Codec 2 is narrow-band).
+    peak_ceiling_dbfs : float or None
+        Limit every clip's peaks to this level after loudness normalisation (:func:`limit_peaks`):
+        pulse-excited vocoders and formant synthesis are peakier at equal loudness, so the peak
+        level alone told them from real speech. ``None``: no limiting.
     seed : int
         Base seed of every random choice (excitation noise, phases, dither, VITS sampling).
     limit : int or None
@@ -188,6 +192,7 @@ class SynthConfig:
     noise_floor_dbfs: float | None = -60.0
     tts_translations: bool = False
     match_band: bool = True
+    peak_ceiling_dbfs: float | None = -9.0
     seed: int = 0
     limit: int | None = None
     force: bool = False
@@ -199,6 +204,8 @@ class SynthConfig:
             steps.append(f"band-pass {self.band_hz[0]:g}-{self.band_hz[1]:g} Hz")
         if self.match_band:
             steps.append("low-pass at the group's lowest cut-off")
+        if self.peak_ceiling_dbfs is not None:
+            steps.append(f"peaks limited to {self.peak_ceiling_dbfs:g} dBFS")
         if self.noise_floor_dbfs is not None:
             steps.append(f"noise bed {self.noise_floor_dbfs:g} dBFS")
         if self.codec == "vorbis":
@@ -538,6 +545,24 @@ def condition_clip(y: np.ndarray, sr: int, *, config: SynthConfig) -> np.ndarray
     return preprocess(y, OUTPUT_RATE, PreprocessConfig(sample_rate=OUTPUT_RATE, requantise_bits=None)).samples
 
 
+def limit_peaks(y: np.ndarray, sr: int, ceiling_dbfs: float, *, hold_ms: float = 5.0) -> np.ndarray:
+    """A look-ahead peak limiter: no sample above ``ceiling_dbfs``, gain changes smoothed over ``hold_ms``.
+
+    The gain needed at each sample (ceiling / the peak within ``hold_ms``) is held with a minimum
+    filter and then smoothed with a moving average of the same width, so it falls before a peak
+    and recovers after it without steps. No hard clip: clipping an asymmetric waveform adds a DC
+    offset (which the corpus audit then finds).
+    """
+    from scipy import ndimage
+
+    ceiling = np.float32(10.0 ** (ceiling_dbfs / 20.0))
+    width = max(1, int(round(hold_ms * sr / 1000.0)))
+    envelope = ndimage.maximum_filter1d(np.abs(y), size=2 * width + 1)
+    gain = np.minimum(np.float32(1.0), ceiling / np.maximum(envelope, np.float32(1e-9)))
+    gain = ndimage.uniform_filter1d(ndimage.minimum_filter1d(gain, size=2 * width + 1), size=width + 1)
+    return (y * gain).astype(np.float32)
+
+
 def cutoff_hz(z: np.ndarray, sr: int = OUTPUT_RATE) -> float:
     """The -50 dB cut-off of a clip's long-term spectrum, as the corpus audit measures it (Hz)."""
     from voxguard.datasets.audit import _bandwidths, long_term_spectrum
@@ -561,6 +586,12 @@ def store_clip(
         spectrum = np.fft.rfft(z.astype(np.float64))
         spectrum[np.fft.rfftfreq(len(z), 1.0 / OUTPUT_RATE) > top_hz] = 0.0
         z = np.fft.irfft(spectrum, n=len(z)).astype(np.float32)
+    if config.peak_ceiling_dbfs is not None:
+        # Limiting lowers the loudness of peaky clips a little more: normalise once more after it
+        # (peaks then sit a fraction of a dB above the ceiling, alike for both classes).
+        z = limit_peaks(z, OUTPUT_RATE, config.peak_ceiling_dbfs)
+        gain, _lufs = loudness_gain(z, OUTPUT_RATE, peak_limit=1.0)
+        z = (z * np.float32(gain)).astype(np.float32)
     if config.codec == "vorbis":
         z = vorbis_round_trip(z, OUTPUT_RATE, config.vorbis_quality)
     z = requantise(np.clip(z, -1.0, 1.0), bits=16, seed=seed % 2**32)

@@ -33,8 +33,8 @@ def _block_system(sos_bytes: bytes, n_sections: int, block: int) -> tuple[np.nda
     """``(T^T, H^T, G^T, M, c)`` for ``block`` samples of the cascade ``sos`` (see the module docstring).
 
     ``c`` is the characteristic polynomial of ``F`` and ``M`` the matrices of the adjugate of
-    ``I - F q^-1`` (``M_k = sum_{i<=k} c_i F^(k-i)``), which turn the state recurrence into
-    ``len(c) - 1`` calls of ``lfilter``.
+    ``I - F q^-1`` (``M_k = sum_{i<=k} c_i F^(k-i)``): the state recurrence becomes one scalar
+    ``lfilter`` with denominator ``c`` over every state component, then small matrix products.
     """
     sos = np.frombuffer(sos_bytes, dtype=np.float64).reshape(n_sections, 6).copy()
     s = 2 * n_sections

@@ -291,10 +291,24 @@ def test_peak_limiter_caps_peaks_and_leaves_quiet_parts_alone() -> None:
     assert out.dtype == np.float32 and len(out) == len(y)
 
 
+def test_every_clip_ends_a_fixed_time_after_its_speech(tmp_path: Path) -> None:
+    sr = 16_000
+    speech = speechlike(sr=sr, duration=1.0, seed=5)
+    config = SynthConfig(codec="none", noise_floor_dbfs=None, match_band=False, peak_ceiling_dbfs=None)
+    lengths = []
+    for tail in (np.zeros(sr, np.float32), np.zeros(0, np.float32)):  # 1 s of silence after, or none
+        y = np.concatenate([speech, tail])
+        lengths.append(store_clip(y, tmp_path / f"{len(tail)}.flac", config=config, seed=1))
+    # Both end 0.1 s after the speech: the long silence is cut, the missing tail is padded.
+    assert abs(lengths[0] - lengths[1]) < 0.05 and 1.0 < lengths[0] < 1.2, lengths
+
+
 def test_codec_label_is_the_same_for_every_clip() -> None:
     assert SynthConfig().codec_label().startswith("flac_pcm_16 (16 kHz mono")
     assert "vorbis" not in SynthConfig(codec="none").codec_label()
-    plain = SynthConfig(codec="none", band_hz=None, noise_floor_dbfs=None, match_band=False, peak_ceiling_dbfs=None)
+    plain = SynthConfig(
+        codec="none", band_hz=None, noise_floor_dbfs=None, match_band=False, peak_ceiling_dbfs=None, tail_s=None
+    )
     assert plain.codec_label() == "flac_pcm_16 (16 kHz mono)"
     assert "lowest cut-off" in SynthConfig().codec_label()
 

@@ -60,6 +60,7 @@ import soundfile as sf
 
 from voxguard.audio.load import ANALYSIS_RATE, load, resample
 from voxguard.audio.preprocess import PreprocessConfig, loudness_gain, preprocess, requantise
+from voxguard.audio.vad import detect_speech
 from voxguard.datasets.base import BONAFIDE, SPOOF, Dataset, Item
 from voxguard.datasets.manifest import write_manifest
 from voxguard.datasets.synth_tools import (
@@ -175,6 +176,10 @@ class SynthConfig:
         Limit every clip's peaks to this level after loudness normalisation (:func:`limit_peaks`):
         pulse-excited vocoders and formant synthesis are peakier at equal loudness, so the peak
         level alone told them from real speech. ``None``: no limiting.
+    tail_s : float or None
+        End every clip this long after its last speech frame (WebRTC VAD, as the audit measures
+        trailing silence): cut, or padded with silence that the noise bed then fills. ``None``:
+        keep the preprocessing's trim.
     seed : int
         Base seed of every random choice (excitation noise, phases, dither, VITS sampling).
     limit : int or None
@@ -193,6 +198,7 @@ class SynthConfig:
     tts_translations: bool = False
     match_band: bool = True
     peak_ceiling_dbfs: float | None = -9.0
+    tail_s: float | None = 0.1
     seed: int = 0
     limit: int | None = None
     force: bool = False
@@ -206,6 +212,8 @@ class SynthConfig:
             steps.append("low-pass at the group's lowest cut-off")
         if self.peak_ceiling_dbfs is not None:
             steps.append(f"peaks limited to {self.peak_ceiling_dbfs:g} dBFS")
+        if self.tail_s is not None:
+            steps.append(f"{self.tail_s:g} s after the last speech")
         if self.noise_floor_dbfs is not None:
             steps.append(f"noise bed {self.noise_floor_dbfs:g} dBFS")
         if self.codec == "vorbis":
@@ -580,6 +588,11 @@ def store_clip(
     a Butterworth low-pass leaves a clip that had energy up to 7 kHz 20 dB above one that never
     had, where the audit's -50 dB cut-off still sees it.
     """
+    if config.tail_s is not None:
+        bounds = detect_speech(z, OUTPUT_RATE).bounds_s()
+        if bounds is not None:
+            stop = int(round((bounds[1] + config.tail_s) * OUTPUT_RATE))
+            z = z[:stop] if stop <= len(z) else np.pad(z, (0, stop - len(z)))
     if config.noise_floor_dbfs is not None:
         z = add_noise_bed(z, OUTPUT_RATE, config.noise_floor_dbfs, seed=seed, band_hz=config.band_hz)
     if top_hz is not None and top_hz < OUTPUT_RATE / 2:

@@ -34,6 +34,9 @@ q, off, labels, groups = d["q"], d["offsets"], d["labels"].astype(np.float32), d
 frames = np.where(q == 255, np.nan, q.astype(np.float32) * float(d["step"]) + float(d["lo"]))
 hop, seg, seg_hop = 160, 64_000, 32_000
 
+# The segment grid of voxguard.audio.segment_bounds (4-s segments every 2 s, the last one aligned
+# to the end), written out here: importing voxguard.audio needs libsndfile, which the GPU
+# machine's image lacks.
 rows, row_clip = [], []
 for i in range(len(labels)):
     if DRY and i % 12:

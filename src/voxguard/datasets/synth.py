@@ -59,7 +59,7 @@ import numpy as np
 import soundfile as sf
 
 from voxguard.audio.load import ANALYSIS_RATE, load, resample
-from voxguard.audio.preprocess import PreprocessConfig, loudness_gain, preprocess, requantise
+from voxguard.audio.preprocess import PreprocessConfig, normalise_loudness, preprocess, requantise
 from voxguard.audio.vad import detect_speech
 from voxguard.datasets.base import BONAFIDE, SPOOF, Dataset, Item
 from voxguard.datasets.manifest import write_manifest
@@ -578,9 +578,7 @@ def cutoff_hz(z: np.ndarray, sr: int = OUTPUT_RATE) -> float:
     return _bandwidths(*long_term_spectrum(z, sr))[1]
 
 
-def store_clip(
-    z: np.ndarray, path: Path, *, config: SynthConfig, seed: int, top_hz: float | None = None
-) -> float:
+def store_clip(z: np.ndarray, path: Path, *, config: SynthConfig, seed: int, top_hz: float | None = None) -> float:
     """The second half of :func:`finish_clip`: noise bed, codec round-trip, 16-bit FLAC; returns seconds.
 
     ``top_hz``: after the noise bed, remove everything above this frequency (the group's matched
@@ -603,8 +601,7 @@ def store_clip(
         # Limiting lowers the loudness of peaky clips a little more: normalise once more after it
         # (peaks then sit a fraction of a dB above the ceiling, alike for both classes).
         z = limit_peaks(z, OUTPUT_RATE, config.peak_ceiling_dbfs)
-        gain, _lufs = loudness_gain(z, OUTPUT_RATE, peak_limit=1.0)
-        z = (z * np.float32(gain)).astype(np.float32)
+        z, _lufs = normalise_loudness(z, OUTPUT_RATE, peak_limit=1.0)
     if config.codec == "vorbis":
         z = vorbis_round_trip(z, OUTPUT_RATE, config.vorbis_quality)
     z = requantise(np.clip(z, -1.0, 1.0), bits=16, seed=seed % 2**32)

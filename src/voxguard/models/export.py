@@ -33,7 +33,7 @@ def sklearn_to_onnx(
     """
     import onnxruntime as ort
 
-    fast = _rbf_svc_onnx(estimator, X_probe.shape[1])
+    fast = _rbf_svc_onnx(estimator)
     if fast is not None:
         onx, output_name = fast
     else:
@@ -142,7 +142,7 @@ def rbf_svm_graph(
     return model.SerializeToString()
 
 
-def _rbf_svc_onnx(estimator: Any, n_features: int) -> tuple[bytes, str] | None:
+def _rbf_svc_onnx(estimator: Any) -> tuple[bytes, str] | None:
     """:func:`rbf_svm_graph` for a binary RBF ``SVC``, alone or after a ``StandardScaler``; else ``None``."""
     from sklearn.preprocessing import StandardScaler
     from sklearn.svm import SVC
@@ -164,12 +164,10 @@ def _rbf_svc_onnx(estimator: Any, n_features: int) -> tuple[bytes, str] | None:
     return graph, "scores"
 
 
-def optimise_svm_onnx(onnx_bytes: bytes) -> bytes | None:
-    """Rewrite a skl2onnx graph ``[Scaler ->] SVMClassifier(RBF, 2 classes) -> ...`` as :func:`rbf_svm_graph`.
+def _svm_classifier_parts(onnx_bytes: bytes) -> dict[str, Any] | None:
+    """The arguments of :func:`rbf_svm_graph` read from a skl2onnx ``[Scaler ->] SVMClassifier`` graph.
 
-    The new graph's ``scores`` output is the classifier's decision value; which sign of it matches
-    the old output is for the caller to verify (:func:`optimise_svm_file` does). Returns ``None``
-    for any other graph.
+    ``None`` unless the graph is a binary RBF ``SVMClassifier`` without post-transform.
     """
     import onnx
     from onnx import helper
@@ -189,9 +187,25 @@ def optimise_svm_onnx(onnx_bytes: bytes) -> bytes | None:
         scaler = {a.name: helper.get_attribute_value(a) for a in nodes["Scaler"].attribute}
         offset, scale = np.asarray(scaler["offset"]), np.asarray(scaler["scale"])
     coef = np.asarray(attrs["coefficients"], dtype=np.float64)
-    sv = np.asarray(attrs["support_vectors"], dtype=np.float64).reshape(len(coef), -1)
-    gamma = float(attrs["kernel_params"][0])
-    return rbf_svm_graph(sv, coef, float(attrs["rho"][0]), gamma, offset=offset, scale=scale)
+    return {
+        "support_vectors": np.asarray(attrs["support_vectors"], dtype=np.float64).reshape(len(coef), -1),
+        "dual_coef": coef,
+        "intercept": float(attrs["rho"][0]),
+        "gamma": float(attrs["kernel_params"][0]),
+        "offset": offset,
+        "scale": scale,
+    }
+
+
+def optimise_svm_onnx(onnx_bytes: bytes) -> bytes | None:
+    """Rewrite a skl2onnx graph ``[Scaler ->] SVMClassifier(RBF, 2 classes) -> ...`` as :func:`rbf_svm_graph`.
+
+    The new graph's ``scores`` output is the classifier's decision value; which sign of it matches
+    the old output is for the caller to verify (:func:`optimise_svm_file` does). Returns ``None``
+    for any other graph.
+    """
+    parts = _svm_classifier_parts(onnx_bytes)
+    return None if parts is None else rbf_svm_graph(**parts)
 
 
 def optimise_svm_file(
@@ -216,39 +230,32 @@ def optimise_svm_file(
     """
     import datetime
 
-    import onnx
     import onnxruntime as ort
-    from onnx import helper
 
-    from voxguard.models.onnx_model import ModelCard, card_path
+    from voxguard.models.onnx_model import OnnxModel, card_path
 
     source = Path(path)
     target = Path(out_path) if out_path is not None else source
-    old_bytes = source.read_bytes()
-    new_bytes = optimise_svm_onnx(old_bytes)
-    if new_bytes is None:
+    parts = _svm_classifier_parts(source.read_bytes())
+    if parts is None:
         raise ModelError("not a binary RBF SVM graph (SVMClassifier); nothing to rewrite", path=str(source))
-    card = ModelCard.load(card_path(source))
-    n_features = onnx.load_from_string(new_bytes).graph.input[0].type.tensor_type.shape.dim[1].dim_value
+    new_bytes = rbf_svm_graph(**parts)
+    old = OnnxModel(source)
     rng = np.random.default_rng(seed)
-    probe = rng.standard_normal((n_probe, n_features))
-    scaler = [n for n in onnx.load_from_string(old_bytes).graph.node if n.op_type == "Scaler"]
-    if scaler:
-        attrs = {a.name: helper.get_attribute_value(a) for a in scaler[0].attribute}
-        probe = np.asarray(attrs["offset"]) + probe / np.asarray(attrs["scale"])
+    probe = rng.standard_normal((n_probe, parts["support_vectors"].shape[1]))
+    if parts["offset"] is not None:
+        probe = parts["offset"] + probe / parts["scale"]
     probe = probe.astype(np.float32)
-    spec = card.output
-    providers = ["CPUExecutionProvider"]
-    old = ort.InferenceSession(old_bytes, providers=providers).run([spec["name"]], {"features": probe})[0]
-    old_scores = spec.get("sign", 1) * (old[:, spec["index"]] if spec.get("index") is not None else old.reshape(-1))
-    new = ort.InferenceSession(new_bytes, providers=providers).run(["scores"], {"features": probe})[0]
+    old_scores = old.score(probe)
+    new = ort.InferenceSession(new_bytes, providers=["CPUExecutionProvider"]).run(["scores"], {"features": probe})[0]
     scale = max(1.0, float(np.max(np.abs(old_scores))))
     diffs = {sign: float(np.max(np.abs(sign * new[:, 0] - old_scores))) for sign in (1, -1)}
     sign = min(diffs, key=diffs.__getitem__)
     if diffs[sign] > 1e-4 * scale:
         raise ModelError(f"the rewritten graph differs by {diffs[sign]:.2e}; left unchanged", path=str(source))
     target.write_bytes(new_bytes)
-    card.output = spec | {"name": "scores", "index": 0, "sign": sign}
+    card = old.card
+    card.output = card.output | {"name": "scores", "index": 0, "sign": sign}
     today = datetime.date.today().isoformat()
     card.notes = [
         *card.notes,

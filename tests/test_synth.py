@@ -30,6 +30,7 @@ from voxguard.datasets.synth import (
     discover_sources,
     fillets_clips,
     finish_clip,
+    finish_group,
     limit_peaks,
     plan_jobs,
     store_clip,
@@ -307,7 +308,13 @@ def test_codec_label_is_the_same_for_every_clip() -> None:
     assert SynthConfig().codec_label().startswith("flac_pcm_16 (16 kHz mono")
     assert "vorbis" not in SynthConfig(codec="none").codec_label()
     plain = SynthConfig(
-        codec="none", band_hz=None, noise_floor_dbfs=None, match_band=False, peak_ceiling_dbfs=None, tail_s=None
+        codec="none",
+        band_hz=None,
+        noise_floor_dbfs=None,
+        match_band=False,
+        match_group=False,
+        peak_ceiling_dbfs=None,
+        tail_s=None,
     )
     assert plain.codec_label() == "flac_pcm_16 (16 kHz mono)"
     assert "lowest cut-off" in SynthConfig().codec_label()
@@ -415,3 +422,26 @@ def test_small_build_end_to_end(tmp_path: Path, have_tools: None) -> None:
     ds = load_manifest(out)
     assert len(set(ds.column("family"))) >= 5
     assert result.failures == []
+
+
+def test_a_group_leaves_with_matched_levels_and_aligned_copies() -> None:
+    from voxguard.audio.preprocess import integrated_loudness
+    from voxguard.datasets.audit import noise_floor_dbfs
+
+    sr = OUTPUT_RATE
+    real = speechlike(sr=sr, duration=1.5, seed=11)
+    copy = np.concatenate([1.6 * real, np.zeros(800, np.float32)])  # louder, 50 ms longer
+    copy[::97] *= 2.5  # and peakier
+    tts = speechlike(sr=sr, duration=2.0, seed=12)
+    config = SynthConfig(codec="none")
+    z = [condition_clip(x, sr, config=config) for x in (real, copy, tts)]
+    out = finish_group(z, config=config, seeds=[1, 2, 3], copies=[False, True, False])
+    assert len(out[0]) == len(out[1]) != len(out[2])  # the copy is cut to the recording's length
+    for x in out:
+        assert np.array_equal(np.round(x * 32768), x * 32768)  # on the 16-bit grid
+    loud = [integrated_loudness(x, sr) for x in out]
+    peaks = [20 * np.log10(np.abs(x).max()) for x in out]
+    floors = [noise_floor_dbfs(x, sr) for x in out]
+    assert np.ptp(loud) < 0.01 and np.ptp(peaks) < 0.01 and np.ptp(floors) < 0.1, (loud, peaks, floors)
+    plain = finish_group(z, config=SynthConfig(codec="none", match_group=False), seeds=[1, 2, 3])
+    assert np.ptp([20 * np.log10(np.abs(x).max()) for x in plain]) > 0.1  # without matching they differ

@@ -71,6 +71,7 @@ from voxguard.errors import TooLongError, VoxguardError, ZeroLengthAudioError
 __all__ = [
     "AUDIT_VERSION",
     "CATEGORICAL_PROPERTIES",
+    "LEVEL_FRAME_S",
     "NUMERIC_PROPERTIES",
     "PROPERTIES",
     "AuditReportPaths",
@@ -80,6 +81,8 @@ __all__ = [
     "audit",
     "clip_metadata",
     "interpret_auc",
+    "long_term_spectrum",
+    "noise_floor_dbfs",
     "preprocessed_metadata",
     "write_audit_report",
 ]
@@ -120,7 +123,8 @@ _LEVEL_FLOOR_DB = -140.0  # below any real noise floor; keeps means finite when 
 _CUTOFF_DROP_DB = 50.0
 _BANDWIDTH_FRACTION = 0.99
 _NOISE_PERCENTILE = 5.0
-_LEVEL_FRAME_S = 0.02
+#: Frame length of the noise-floor measurement (s).
+LEVEL_FRAME_S = 0.02
 # Lossless encodings: everything else (Vorbis, Opus, MPEG, AAC, G.711 A-/mu-law, ADPCM, GSM, ...) is lossy.
 _LOSSLESS = re.compile(r"^(pcm_(?!alaw|mulaw)|float$|double$|flac$|alac$|wavpack$|tta$|ape$|mlp$|truehd$)", re.I)
 _FLOAT = re.compile(r"^(float$|double$|pcm_f(32|64))", re.I)
@@ -214,6 +218,27 @@ def _bandwidths(freqs: np.ndarray, psd: np.ndarray) -> tuple[float, float]:
     return rolloff, float(freqs[above[-1]])
 
 
+def noise_floor_dbfs(y: np.ndarray, sr: int) -> float:
+    """The audit's noise floor: 5th percentile of 20-ms frame RMS levels (dBFS, floored at -140).
+
+    Parameters
+    ----------
+    y : np.ndarray, shape (n,)
+        Mono signal, DC removed.
+    sr : int
+        Its rate in Hz.
+
+    Returns
+    -------
+    float
+        NaN when ``y`` is shorter than one frame.
+    """
+    levels = frame_levels_db(y, max(1, int(LEVEL_FRAME_S * sr)))
+    if not len(levels):
+        return float("nan")
+    return max(_LEVEL_FLOOR_DB, float(np.percentile(levels, _NOISE_PERCENTILE)))
+
+
 def _signal_properties(frames: np.ndarray, sr: int) -> dict[str, Any]:
     """Signal-level properties of ``(n, channels)`` float32 frames at rate ``sr``."""
     mono = to_mono(frames)
@@ -227,7 +252,6 @@ def _signal_properties(frames: np.ndarray, sr: int) -> dict[str, Any]:
     lufs = integrated_loudness(y, sr)
     freqs, psd = long_term_spectrum(y, sr)
     rolloff, cutoff = _bandwidths(freqs, psd)
-    levels = frame_levels_db(y, max(1, int(_LEVEL_FRAME_S * sr)))
     peak = float(np.max(np.abs(frames)))
     return {
         "effective_bits": bits,
@@ -242,9 +266,7 @@ def _signal_properties(frames: np.ndarray, sr: int) -> dict[str, Any]:
         "dc_offset": dc,
         "bandwidth_hz": rolloff,
         "cutoff_hz": cutoff,
-        "noise_floor_dbfs": (
-            max(_LEVEL_FLOOR_DB, float(np.percentile(levels, _NOISE_PERCENTILE))) if len(levels) else float("nan")
-        ),
+        "noise_floor_dbfs": noise_floor_dbfs(y, sr),
     }
 
 

@@ -63,6 +63,7 @@ from voxguard.audio.preprocess import PreprocessConfig, normalise_loudness, prep
 from voxguard.audio.vad import detect_speech
 from voxguard.datasets.base import BONAFIDE, SPOOF, Dataset, Item
 from voxguard.datasets.manifest import write_manifest
+from voxguard.datasets.synth_match import limit_peaks, match_group
 from voxguard.datasets.synth_tools import (
     GENERATORS,
     Generator,
@@ -82,6 +83,7 @@ __all__ = [
     "build_corpus",
     "discover_sources",
     "finish_clip",
+    "finish_group",
     "plan_jobs",
 ]
 
@@ -176,6 +178,11 @@ class SynthConfig:
         Limit every clip's peaks to this level after loudness normalisation (:func:`limit_peaks`):
         pulse-excited vocoders and formant synthesis are peakier at equal loudness, so the peak
         level alone told them from real speech. ``None``: no limiting.
+    match_group : bool
+        Give each fake its recording's long-term spectrum, and every clip of a group the same
+        loudness, peak level and noise floor (:func:`voxguard.datasets.synth_match.match_group`);
+        the codec round-trip then comes before these steps so that nothing changes a level
+        after them. ``peak_ceiling_dbfs`` caps the group's peak level.
     tail_s : float or None
         End every clip this long after its last speech frame (WebRTC VAD, as the audit measures
         trailing silence): cut, or padded with silence that the noise bed then fills. ``None``:
@@ -198,6 +205,7 @@ class SynthConfig:
     tts_translations: bool = False
     match_band: bool = True
     peak_ceiling_dbfs: float | None = -9.0
+    match_group: bool = True
     tail_s: float | None = 0.1
     seed: int = 0
     limit: int | None = None
@@ -210,6 +218,8 @@ class SynthConfig:
             steps.append(f"band-pass {self.band_hz[0]:g}-{self.band_hz[1]:g} Hz")
         if self.match_band:
             steps.append("low-pass at the group's lowest cut-off")
+        if self.match_group:
+            steps.append("spectrum, loudness, peak and noise floor matched within the group")
         if self.peak_ceiling_dbfs is not None:
             steps.append(f"peaks limited to {self.peak_ceiling_dbfs:g} dBFS")
         if self.tail_s is not None:
@@ -553,24 +563,6 @@ def condition_clip(y: np.ndarray, sr: int, *, config: SynthConfig) -> np.ndarray
     return preprocess(y, OUTPUT_RATE, PreprocessConfig(sample_rate=OUTPUT_RATE, requantise_bits=None)).samples
 
 
-def limit_peaks(y: np.ndarray, sr: int, ceiling_dbfs: float, *, hold_ms: float = 5.0) -> np.ndarray:
-    """A look-ahead peak limiter: no sample above ``ceiling_dbfs``, gain changes smoothed over ``hold_ms``.
-
-    The gain needed at each sample (ceiling / the peak within ``hold_ms``) is held with a minimum
-    filter and then smoothed with a moving average of the same width, so it falls before a peak
-    and recovers after it without steps. No hard clip: clipping an asymmetric waveform adds a DC
-    offset (which the corpus audit then finds).
-    """
-    from scipy import ndimage
-
-    ceiling = np.float32(10.0 ** (ceiling_dbfs / 20.0))
-    width = max(1, int(round(hold_ms * sr / 1000.0)))
-    envelope = ndimage.maximum_filter1d(np.abs(y), size=2 * width + 1)
-    gain = np.minimum(np.float32(1.0), ceiling / np.maximum(envelope, np.float32(1e-9)))
-    gain = ndimage.uniform_filter1d(ndimage.minimum_filter1d(gain, size=2 * width + 1), size=width + 1)
-    return (y * gain).astype(np.float32)
-
-
 def cutoff_hz(z: np.ndarray, sr: int = OUTPUT_RATE) -> float:
     """The -50 dB cut-off of a clip's long-term spectrum, as the corpus audit measures it (Hz)."""
     from voxguard.datasets.audit import _bandwidths, long_term_spectrum
@@ -578,37 +570,85 @@ def cutoff_hz(z: np.ndarray, sr: int = OUTPUT_RATE) -> float:
     return _bandwidths(*long_term_spectrum(z, sr))[1]
 
 
-def store_clip(z: np.ndarray, path: Path, *, config: SynthConfig, seed: int, top_hz: float | None = None) -> float:
-    """The second half of :func:`finish_clip`: noise bed, codec round-trip, 16-bit FLAC; returns seconds.
+def _brick_wall(z: np.ndarray, top_hz: float) -> np.ndarray:
+    spectrum = np.fft.rfft(z.astype(np.float64))
+    spectrum[np.fft.rfftfreq(len(z), 1.0 / OUTPUT_RATE) > top_hz] = 0.0
+    return np.fft.irfft(spectrum, n=len(z)).astype(np.float32)
 
-    ``top_hz``: after the noise bed, remove everything above this frequency (the group's matched
-    band, :attr:`SynthConfig.match_band`) with a brick-wall filter on the whole clip's spectrum:
-    a Butterworth low-pass leaves a clip that had energy up to 7 kHz 20 dB above one that never
-    had, where the audit's -50 dB cut-off still sees it.
+
+def finish_group(
+    signals: Sequence[np.ndarray],
+    *,
+    config: SynthConfig,
+    seeds: Sequence[int],
+    top_hz: float | None = None,
+    copies: Sequence[bool] | None = None,
+) -> list[np.ndarray]:
+    """The second half of :func:`finish_clip` for a recording's group (the real clip first, then its fakes).
+
+    Per clip: the tail (``config.tail_s``), the noise bed, and ``top_hz``, the group's matched
+    band (:attr:`SynthConfig.match_band`): everything above it is removed with a brick-wall
+    filter on the whole clip's spectrum (a Butterworth low-pass leaves a clip that had energy up
+    to 7 kHz 20 dB above one that never had, where the audit's -50 dB cut-off still sees it).
+    Then, with ``config.match_group`` (the default), the codec round-trip comes first and
+    :func:`voxguard.datasets.synth_match.match_group` gives every clip the recording's long-term
+    spectrum, the same loudness, the same peak level and the same noise floor, so nothing after it
+    changes a level; without it, each clip is limited at ``config.peak_ceiling_dbfs``,
+    re-normalised and coded on its own. Last, 16-bit re-quantisation with seeded dither.
+
+    ``copies`` flags the signals that are time-aligned copies of the first (vocoder
+    resynthesis): with ``config.match_group`` they are cut or padded to its length after the
+    tail step, since their own speech bounds differ from the recording's by a frame or two.
+
+    Returns
+    -------
+    list of np.ndarray, float32 on the 16-bit grid, one per signal
     """
-    if config.tail_s is not None:
-        bounds = detect_speech(z, OUTPUT_RATE).bounds_s()
-        if bounds is not None:
-            stop = int(round((bounds[1] + config.tail_s) * OUTPUT_RATE))
+    clips: list[np.ndarray] = []
+    coded_first = config.match_group and config.codec == "vorbis"
+    for i, (z, seed) in enumerate(zip(signals, seeds, strict=True)):
+        stop = None
+        if config.match_group and copies is not None and copies[i] and clips:
+            stop = len(clips[0])
+        elif config.tail_s is not None:
+            bounds = detect_speech(z, OUTPUT_RATE).bounds_s()
+            if bounds is not None:
+                stop = int(round((bounds[1] + config.tail_s) * OUTPUT_RATE))
+        if stop is not None:
             z = z[:stop] if stop <= len(z) else np.pad(z, (0, stop - len(z)))
-    if config.noise_floor_dbfs is not None:
-        z = add_noise_bed(z, OUTPUT_RATE, config.noise_floor_dbfs, seed=seed, band_hz=config.band_hz)
-    if top_hz is not None and top_hz < OUTPUT_RATE / 2:
-        spectrum = np.fft.rfft(z.astype(np.float64))
-        spectrum[np.fft.rfftfreq(len(z), 1.0 / OUTPUT_RATE) > top_hz] = 0.0
-        z = np.fft.irfft(spectrum, n=len(z)).astype(np.float32)
-    if config.peak_ceiling_dbfs is not None:
-        # Limiting lowers the loudness of peaky clips a little more: normalise once more after it
-        # (peaks then sit a fraction of a dB above the ceiling, alike for both classes).
-        z = limit_peaks(z, OUTPUT_RATE, config.peak_ceiling_dbfs)
-        z, _lufs = normalise_loudness(z, OUTPUT_RATE, peak_limit=1.0)
-    if config.codec == "vorbis":
-        z = vorbis_round_trip(z, OUTPUT_RATE, config.vorbis_quality)
-    z = requantise(np.clip(z, -1.0, 1.0), bits=16, seed=seed % 2**32)
+        if config.noise_floor_dbfs is not None:
+            z = add_noise_bed(z, OUTPUT_RATE, config.noise_floor_dbfs, seed=seed, band_hz=config.band_hz)
+        if coded_first:
+            z = vorbis_round_trip(z, OUTPUT_RATE, config.vorbis_quality)
+        if top_hz is not None and top_hz < OUTPUT_RATE / 2:
+            z = _brick_wall(z, top_hz)
+        clips.append(z)
+    if config.match_group:
+        ceiling = config.peak_ceiling_dbfs if config.peak_ceiling_dbfs is not None else 0.0
+        clips = match_group(clips, OUTPUT_RATE, seeds=seeds, ceiling_dbfs=ceiling)
+    else:
+        for i, z in enumerate(clips):
+            if config.peak_ceiling_dbfs is not None:
+                # Limiting lowers the loudness of peaky clips a little more: normalise once more after it.
+                z = limit_peaks(z, OUTPUT_RATE, config.peak_ceiling_dbfs)
+                z, _lufs = normalise_loudness(z, OUTPUT_RATE, peak_limit=1.0)
+            if config.codec == "vorbis":
+                z = vorbis_round_trip(z, OUTPUT_RATE, config.vorbis_quality)
+            clips[i] = z
+    return [requantise(np.clip(z, -1.0, 1.0), bits=16, seed=seed % 2**32) for z, seed in zip(clips, seeds, strict=True)]
+
+
+def write_clip(z: np.ndarray, path: Path) -> float:
+    """Write a signal on the 16-bit grid as 16 kHz FLAC PCM_16; returns its duration in seconds."""
     path.parent.mkdir(parents=True, exist_ok=True)
     pcm = np.round(z * 32768.0).astype(np.int16)  # already on the 16-bit grid: exact
     sf.write(str(path), pcm, OUTPUT_RATE, format="FLAC", subtype="PCM_16")
     return len(pcm) / OUTPUT_RATE
+
+
+def store_clip(z: np.ndarray, path: Path, *, config: SynthConfig, seed: int, top_hz: float | None = None) -> float:
+    """:func:`finish_group` for one clip, then :func:`write_clip`; returns its duration in seconds."""
+    return write_clip(finish_group([z], config=config, seeds=[seed], top_hz=top_hz)[0], path)
 
 
 def finish_clip(y: np.ndarray, sr: int, path: Path, *, config: SynthConfig, seed: int) -> float:
@@ -726,10 +766,20 @@ def _build_group(job: Job, out: Path, config: SynthConfig) -> _GroupResult:
     cutoffs = [c for c in (cutoff_hz(z) for z, *_ in pending) if np.isfinite(c)] if config.match_band else []
     top_hz = min(cutoffs) if cutoffs else None
     rows = []
-    for z, path, seed, row in pending:
+    try:
+        finished = finish_group(
+            [z for z, *_ in pending],
+            config=config,
+            seeds=[s for _, _, s, _ in pending],
+            top_hz=top_hz,
+            copies=[row["attack_type"] != "tts" for *_, row in pending],
+        )
+    except (VoxguardError, RuntimeError, ValueError) as exc:
+        return _GroupResult([], [f"{real.utt_group}: post-processing failed: {exc}"], [], time.perf_counter() - t0)
+    for z, (_, path, _, row) in zip(finished, pending, strict=True):
         try:
-            dur = store_clip(z, path, config=config, seed=seed, top_hz=top_hz)
-        except (VoxguardError, OSError, RuntimeError, ValueError) as exc:
+            dur = write_clip(z, path)
+        except (OSError, RuntimeError, ValueError) as exc:
             failure = f"{real.utt_group}: writing {path.name} failed: {exc}"
             return _GroupResult([], [failure], [], time.perf_counter() - t0)
         rows.append(row | {"duration_s": f"{dur:.3f}"})

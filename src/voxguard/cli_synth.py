@@ -44,6 +44,14 @@ def synth(
             help="Low-pass each recording's real clip and fakes at their lowest cut-off (bandwidth hides the label).",
         ),
     ] = True,
+    match_group: Annotated[
+        bool,
+        typer.Option(
+            "--match-group/--no-match-group",
+            help="Give each fake its recording's spectrum, and every clip of a group the same loudness, peak and "
+            "noise floor.",
+        ),
+    ] = True,
     limit: Annotated[int | None, typer.Option("--limit", min=1, help="Use at most this many real recordings.")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Base seed of every random choice.")] = 0,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing corpus in --out.")] = False,
@@ -65,6 +73,7 @@ def synth(
         codec=codec,
         tts_translations=tts_translations,
         match_band=match_band,
+        match_group=match_group,
         seed=seed,
         limit=limit,
         force=force,

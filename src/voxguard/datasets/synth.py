@@ -212,22 +212,27 @@ class SynthConfig:
     force: bool = False
 
     def codec_label(self) -> str:
-        """The manifest's ``codec`` value, the same for every clip."""
+        """The manifest's ``codec`` value, the same for every clip: the chain in the order it runs."""
         steps = []
         if self.band_hz is not None:
             steps.append(f"band-pass {self.band_hz[0]:g}-{self.band_hz[1]:g} Hz")
-        if self.match_band:
-            steps.append("low-pass at the group's lowest cut-off")
-        if self.match_group:
-            steps.append("spectrum, loudness, peak and noise floor matched within the group")
-        if self.peak_ceiling_dbfs is not None:
-            steps.append(f"peaks limited to {self.peak_ceiling_dbfs:g} dBFS")
         if self.tail_s is not None:
             steps.append(f"{self.tail_s:g} s after the last speech")
         if self.noise_floor_dbfs is not None:
             steps.append(f"noise bed {self.noise_floor_dbfs:g} dBFS")
-        if self.codec == "vorbis":
-            steps.append(f"ogg_vorbis round-trip at level {self.vorbis_quality:g}")
+        vorbis = f"ogg_vorbis round-trip at level {self.vorbis_quality:g}" if self.codec == "vorbis" else None
+        if self.match_group and vorbis:
+            steps.append(vorbis)
+        if self.match_band:
+            steps.append("low-pass at the group's lowest cut-off")
+        ceiling = f" (peaks at most {self.peak_ceiling_dbfs:g} dBFS)" if self.peak_ceiling_dbfs is not None else ""
+        if self.match_group:
+            steps.append(f"spectrum, loudness, peak and noise floor matched within the group{ceiling}")
+        else:
+            if self.peak_ceiling_dbfs is not None:
+                steps.append(f"peaks limited to {self.peak_ceiling_dbfs:g} dBFS")
+            if vorbis:
+                steps.append(vorbis)
         chain = f"; {', '.join(steps)}" if steps else ""
         return f"flac_pcm_16 ({OUTPUT_RATE // 1000} kHz mono{chain})"
 

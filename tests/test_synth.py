@@ -317,7 +317,8 @@ def test_codec_label_is_the_same_for_every_clip() -> None:
         tail_s=None,
     )
     assert plain.codec_label() == "flac_pcm_16 (16 kHz mono)"
-    assert "lowest cut-off" in SynthConfig().codec_label()
+    assert "lowest cut-off" in SynthConfig(match_band=True).codec_label()
+    assert "lowest cut-off" not in SynthConfig().codec_label()
 
 
 # ----------------------------------------------------------------------------------------------

@@ -334,3 +334,27 @@ def test_dev_corpus_audit(corpus, tmp_path):
     assert len(result.ok) == len(ds) == 2208 and not result.failures
     assert result.classifier is not None and result.classifier.auc > 0.9  # SOURCES.md: known biases
     assert "sample_rate" in {p.name for p in result.leaks(0.7)}
+
+
+def test_cli_audit_compares_a_detector_within_metadata_strata(tmp_path, planted, cli, monkeypatch):
+    monkeypatch.setenv("VOXGUARD_CACHE", str(tmp_path / "cache"))
+    manifest = write_manifest(planted, tmp_path / "manifest.csv")
+    ds = load_dataset(manifest)
+    rng = np.random.default_rng(0)
+    lines = ["id,label,family,det:grouped"]
+    for item_id, item in zip(ds.ids(), ds, strict=True):
+        spoof = item.label == "spoof"
+        lines.append(f"{item_id},{int(spoof)},{item.family},{float(spoof) + rng.normal(0, 0.3):.4f}")
+    scores = tmp_path / "scores.csv"
+    scores.write_text("\n".join(lines) + "\n")
+    runner = CliRunner()
+    args = ["corpus", "audit", str(manifest), "-q", "--detector-scores", str(scores), "--out", str(tmp_path / "o")]
+    res = runner.invoke(cli, args)
+    assert res.exit_code == 0, res.output
+    assert "det:grouped on" in res.output and "within strata" in res.output
+    saved = json.loads((tmp_path / "o" / "detector_strata.json").read_text())
+    assert saved["column"] == "det:grouped" and saved["n"] == 2 * N_PER_CLASS and saved["detector_eer"] < 0.2
+    # Ids from another corpus: nothing to compare, a usage error rather than a silent empty table.
+    scores.write_text("id,det\nelsewhere.wav,0.5\n")
+    res = runner.invoke(cli, ["corpus", "audit", str(manifest), "-q", "--detector-scores", str(scores)])
+    assert res.exit_code == 1 and "no clip of the audit" in res.output

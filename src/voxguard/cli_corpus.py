@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from voxguard.errors import VoxguardError
+
+if TYPE_CHECKING:
+    from voxguard.datasets.audit import AuditResult
 
 EXIT_OK, EXIT_FAILED = 0, 2
 
@@ -61,12 +64,25 @@ def audit_command(
         typer.Option("--exclude", "-x", help="Property the metadata classifier must not use (repeatable)."),
     ] = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Neither read nor write the metadata cache.")] = False,
+    detector_scores: Annotated[
+        Path | None,
+        typer.Option(
+            "--detector-scores",
+            help="A detector's held-out clip scores (CSV with an id column, as --scores-out writes): report its "
+            "EER within strata of the metadata classifier's score.",
+        ),
+    ] = None,
+    score_column: Annotated[
+        str | None, typer.Option("--score-column", help="Column of --detector-scores (default: the only one).")
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Shortcut audit: train a classifier on recording-chain metadata alone (grouped CV) and report its AUC.
 
     An AUC near 0.5 means the chain does not give the label away; >= 0.7 is a strong shortcut. The
-    per-property AUCs name what leaks.
+    per-property AUCs name what leaks. With ``--detector-scores``, a detector's EER is also
+    compared within strata of the metadata classifier's score: what it separates there, it did
+    not learn from the recording chain.
     """
     from voxguard.datasets import DatasetError, load_dataset
     from voxguard.datasets.audit import PROPERTIES, audit, write_audit_report
@@ -75,6 +91,16 @@ def audit_command(
     if unknown:
         err.print(f"error: unknown property {', '.join(unknown)}; known: {', '.join(PROPERTIES)}")
         raise typer.Exit(1)
+
+    detector: tuple[str, dict[str, float]] | None = None
+    if detector_scores is not None:
+        from voxguard.evaluate.shortcuts import read_scores
+
+        try:
+            detector = read_scores(detector_scores, score_column)
+        except (OSError, ValueError) as exc:
+            err.print(f"error: --detector-scores: {exc}", highlight=False)
+            raise typer.Exit(1) from None
 
     try:
         dataset = load_dataset(manifest)
@@ -121,14 +147,60 @@ def audit_command(
         f"({result.n_cached} from the cache)",
         highlight=False,
     )
+    strata_json = _report_detector(result, detector) if detector is not None else None
     if out_dir is not None:
         try:
             paths = write_audit_report(result, out_dir)
+            if strata_json is not None:
+                (Path(out_dir) / "detector_strata.json").write_text(strata_json, encoding="utf-8")
         except (VoxguardError, OSError) as exc:
             err.print(f"[red]error[/red] cannot write the report to {out_dir}: {exc}", highlight=False)
             raise typer.Exit(EXIT_FAILED) from None
         err.print(f"report: {paths.html}")
     raise typer.Exit(EXIT_FAILED if result.errors else EXIT_OK)
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.1f} %" if math.isfinite(x) else "n/a"
+
+
+def _report_detector(result: AuditResult, detector: tuple[str, dict[str, float]]) -> str:
+    """Print the detector's EER within strata of the metadata score; returns the JSON for --out."""
+    import dataclasses
+    import json
+
+    from voxguard.evaluate.metrics import MetricError
+    from voxguard.evaluate.shortcuts import eer_within_strata
+
+    column, scores = detector
+    rows = [r for r in result.item_rows() if r["id"] in scores and math.isfinite(r["score"])]
+    if not rows:
+        err.print(
+            f"error: no clip of the audit has a score in --detector-scores ({len(scores)} ids there; "
+            "ids are paths relative to the manifest, as --scores-out writes them)",
+            highlight=False,
+        )
+        raise typer.Exit(1)
+    try:
+        res = eer_within_strata([r["label"] for r in rows], [scores[r["id"]] for r in rows], [r["score"] for r in rows])
+    except MetricError as exc:
+        err.print(f"error: --detector-scores: {exc}", highlight=False)
+        raise typer.Exit(1) from None
+    out.print(
+        f"[bold]{column}[/bold] on {len(rows)} audited clips: EER {_pct(res.detector_eer)} "
+        f"(metadata alone {_pct(res.shortcut_eer)}); within strata of the metadata score "
+        f"{_pct(res.within_detector_eer)} (metadata {_pct(res.within_shortcut_eer)}, {res.n_within} clips); "
+        f"Spearman with the metadata score: bona fide {res.spearman_bonafide:.2f}, spoof {res.spearman_spoof:.2f}",
+        highlight=False,
+    )
+    table = Table("metadata score", "clips", "spoofs", "detector EER", "metadata EER", title="within strata")
+    for st in res.strata:
+        table.add_row(
+            f"{st.low:.3f}-{st.high:.3f}", str(st.n), str(st.n_spoof), _pct(st.detector_eer), _pct(st.shortcut_eer)
+        )
+    out.print(table)
+    payload = {"column": column, "n": len(rows)} | dataclasses.asdict(res)
+    return json.dumps(payload, indent=2, allow_nan=True)
 
 
 __all__ = ["corpus_app"]

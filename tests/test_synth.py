@@ -31,11 +31,11 @@ from voxguard.datasets.synth import (
     fillets_clips,
     finish_clip,
     finish_group,
-    limit_peaks,
     plan_jobs,
     store_clip,
     vorbis_round_trip,
 )
+from voxguard.datasets.synth_match import limit_peaks
 from voxguard.datasets.synth_tools import GENERATORS, Generator, _dep5_license, available_generators
 
 _BY_SYSTEM = {g.system: g for g in GENERATORS}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from scipy import signal
 
 from signals import speechlike
@@ -129,3 +130,10 @@ def test_fill_quiet_frames_lifts_only_the_frames_under_the_floor() -> None:
         out.reshape(-1)[inner[0] * frame : inner[-1] * frame], y[inner[0] * frame : inner[-1] * frame]
     )
     assert np.count_nonzero(np.round(out * 32768) == 0) < np.count_nonzero(np.round(y * 32768) == 0) / 5
+
+
+def test_a_clip_without_measurable_loudness_is_refused() -> None:
+    with pytest.raises(ValueError, match="loudness cannot be measured"):
+        fit_level(np.zeros(SR, np.float32), SR, target_lufs=-23.0, ceiling_dbfs=-9.0)
+    with pytest.raises(ValueError, match="loudness cannot be measured"):
+        match_group([_voice(1), np.zeros(SR // 4, np.float32)], SR, seeds=[1, 2])

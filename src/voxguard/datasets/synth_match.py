@@ -210,10 +210,23 @@ def fill_quiet_frames(y: np.ndarray, noise: np.ndarray, sr: int, floor_dbfs: flo
     return (y + envelope * noise[: len(y)]).astype(np.float32)
 
 
+def _loudness(y: np.ndarray, sr: int) -> float:
+    lufs = integrated_loudness(y, sr)
+    if not np.isfinite(lufs):
+        raise ValueError("loudness cannot be measured (under 0.4 s, or silent)")
+    return lufs
+
+
 def natural_peak_dbfs(y: np.ndarray, sr: int, target_lufs: float) -> float:
-    """Peak level of ``y`` once scaled to ``target_lufs`` (dBFS), i.e. its crest over loudness."""
+    """Peak level of ``y`` once scaled to ``target_lufs`` (dBFS), i.e. its crest over loudness.
+
+    Raises
+    ------
+    ValueError
+        The loudness of ``y`` cannot be measured (under 0.4 s, or silent).
+    """
     peak = float(np.max(np.abs(y)))
-    return 20.0 * np.log10(max(peak, 1e-12)) + target_lufs - integrated_loudness(y, sr)
+    return 20.0 * np.log10(max(peak, 1e-12)) + target_lufs - _loudness(y, sr)
 
 
 def fit_level(
@@ -232,13 +245,18 @@ def fit_level(
     np.ndarray, shape (n,), float32
         At the target loudness within ``tolerance_db``, or as close as 30 dB of extra gain gets
         (a clip made of nothing but peaks cannot be made louder under a low ceiling).
+
+    Raises
+    ------
+    ValueError
+        The loudness of ``y`` cannot be measured (under 0.4 s, or silent).
     """
 
     def attempt(gain_db: float) -> tuple[np.ndarray, float]:
         out = limit_peaks(y * np.float32(10.0 ** (gain_db / 20.0)), sr, ceiling_dbfs)
         return out, integrated_loudness(out, sr) - target_lufs
 
-    low = target_lufs - integrated_loudness(y, sr)
+    low = target_lufs - _loudness(y, sr)
     out, f_low = attempt(low)
     if f_low >= -tolerance_db:  # no limiting needed (or it cost nothing)
         return out

@@ -99,6 +99,8 @@ def test_fixed_protocol_and_cli(tiny_corpus, tmp_path):
             "1",
             "--out",
             str(out),
+            "--scores-out",
+            str(tmp_path / "scores.csv"),
         ],
     )
     assert res.exit_code == 0, res.output
@@ -107,6 +109,17 @@ def test_fixed_protocol_and_cli(tiny_corpus, tmp_path):
     from voxguard.models.registry import DEFAULT_MODEL
 
     assert f"{DEFAULT_MODEL} (fixed)" in md
+    # Per-clip scores, one column per condition, readable as detector scores.
+    from voxguard.evaluate.shortcuts import read_scores
+
+    header = (tmp_path / "scores.csv").read_text().splitlines()[0].split(",")
+    assert header[:3] == ["id", "label", "family"]
+    assert [h.split(":")[-1] for h in header[3:]] == ["clean", "gain-x10", "resample-48-8-16"]
+    clean = read_scores(tmp_path / "scores.csv", header[3])[1]
+    loud = read_scores(tmp_path / "scores.csv", header[4])[1]
+    assert clean and clean.keys() == loud.keys()
+    # Gain x10 is an invariance of the default model: scores move by little.
+    assert max(abs(clean[k] - loud[k]) for k in clean) < 0.1
 
     bad = runner.invoke(app, ["robustness", "--corpus", str(tiny_corpus), "--conditions", "nope"])
     assert bad.exit_code == 2 and "unknown condition" in bad.output

@@ -37,6 +37,10 @@ def robustness(
         int, typer.Option(min=0, help="Use a seeded random subset of this many clips (0: all) for a quick look.")
     ] = 0,
     out: Annotated[Path, typer.Option("--out", "-o", help="Report folder.")] = Path("reports/robustness"),
+    scores_out: Annotated[
+        Path | None,
+        typer.Option("--scores-out", help="Also write every clip's score per model and condition to this CSV."),
+    ] = None,
     workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 2,
     seed: Annotated[int, typer.Option(help="Seed for subsets, folds and degradations.")] = 0,
     list_conditions: Annotated[bool, typer.Option("--list", help="List the conditions and exit.")] = False,
@@ -117,6 +121,8 @@ def robustness(
                 res.extra["label"] = f"{card.name} recipe + {policy}" if policy != "none" else f"{card.name} recipe"
                 results.append(res)
         html = rb.write_robustness_report(results, dataset, out)
+        if scores_out is not None:
+            rb.write_scores(results, dataset, scores_out)
     except VoxguardError as exc:
         _report_error(", ".join(map(str, corpus)), exc)
         raise typer.Exit(EXIT_FILE_FAILED) from None

@@ -521,6 +521,34 @@ def plot_condition_eers(results: Sequence[RobustnessResult]) -> bytes:
     return buf.getvalue()
 
 
+def write_scores(results: Sequence[RobustnessResult], dataset: Any, path: str | Path) -> Path:
+    """Every clip's score per result and condition, one row per clip (CSV).
+
+    Columns: ``id``, ``label`` (1 = spoof), ``family``, then ``RESULT:CONDITION`` for every result
+    and condition (empty where the clip was not scored). The ids and the format are those of
+    ``voxguard compare --scores-out``, so ``voxguard corpus audit --detector-scores`` and
+    ``voxguard report`` read it; scores under a condition are held-out scores like the clean ones.
+    """
+    import csv
+
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    columns = [
+        (f"{res.extra.get('label', res.model)}:{cond.name}", res.scores[cond.name])
+        for res in results
+        for cond in res.conditions
+    ]
+    ids, families = dataset.ids(), dataset.column("family")
+    labels = results[0].labels
+    with open(out, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["id", "label", "family", *(name for name, _ in columns)])
+        for i in range(len(labels)):
+            values = ("" if np.isnan(s[i]) else f"{s[i]:.6g}" for _, s in columns)
+            writer.writerow([ids[i], int(labels[i]), families[i], *values])
+    return out
+
+
 def write_robustness_report(results: Sequence[RobustnessResult], dataset: Any, out_dir: str | Path) -> Path:
     """``report.html`` (+ ``summary.md``, ``robustness.md``, ``metrics.json``, PNGs) for one or more results.
 

@@ -425,6 +425,12 @@ def test_robustness_fusion_is_stacked_per_fold(tiny_corpus):
     rows = {r["condition"]: r for r in fused.rows()}
     member_clean = [m.rows()[0]["eer"] for m in members]
     assert rows["clean"]["eer"] <= min(member_clean)
+    # Weights fitted on other conditions' scores: applied per condition, clean stays the default.
+    both = rb.fuse_grouped(dataset, members, folds=3, fit_conditions=lambda c: ["clean", "mp3-64k"])
+    assert np.isnan(both.scores["mp3-64k"][0]) and np.isfinite(both.scores["clean"]).all()
+    assert not np.allclose(both.scores["clean"], fused.scores["clean"])
+    same = rb.fuse_grouped(dataset, members, folds=3, fit_conditions=lambda c: ["clean"])
+    np.testing.assert_array_equal(same.scores["clean"], fused.scores["clean"])
 
 
 def test_cnn2d_is_padding_invariant_and_exports(toy):

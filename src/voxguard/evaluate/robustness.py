@@ -428,30 +428,45 @@ def evaluate_grouped(
 
 
 def fuse_grouped(
-    dataset: Any, members: Sequence[RobustnessResult], *, folds: int = 5, seed: int = 0, name: str = "fusion"
+    dataset: Any,
+    members: Sequence[RobustnessResult],
+    *,
+    folds: int = 5,
+    seed: int = 0,
+    name: str = "fusion",
+    fit_conditions: Callable[[str], Sequence[str]] | None = None,
 ) -> RobustnessResult:
     """Logistic-regression fusion of members' grouped robustness scores, stacked per fold.
 
     The members must come from :func:`evaluate_grouped` with the same ``folds`` and ``seed`` (the
     same grouped folds). For each fold the weights are fitted on the *clean* out-of-fold scores of
     the other folds' clips (as a shipped fusion is fitted on clean scores), then applied to every
-    condition's member scores of this fold's clips.
+    condition's member scores of this fold's clips. ``fit_conditions`` maps a condition's name to
+    the conditions whose scores (of the other folds) fit the weights applied under it instead,
+    e.g. clean plus every other condition (``scripts/fuse_degraded.py``).
     """
     from voxguard.datasets.splits import group_kfold
     from voxguard.evaluate.fusion import fit_fusion
 
     labels = dataset.labels()
     conditions = members[0].conditions
-    clean = np.column_stack([m.scores["clean"] for m in members])
-    have = np.isfinite(clean).all(axis=1)
+    stacked = {c.name: np.column_stack([m.scores[c.name] for m in members]) for c in conditions}
     scores = {c.name: np.full(len(labels), np.nan) for c in conditions}
     for split in group_kfold(dataset, folds, seed=seed):
-        fit_rows = have.copy()
-        fit_rows[split.test] = False
-        weights = fit_fusion(clean[fit_rows], labels[fit_rows], [m.model for m in members])
+        train = np.ones(len(labels), dtype=bool)
+        train[split.test] = False
+        fitted: dict[tuple[str, ...], Any] = {}  # one fit per distinct set of fitting conditions
         for cond in conditions:
-            stacked = np.column_stack([m.scores[cond.name][split.test] for m in members])
-            scores[cond.name][split.test] = weights.apply(stacked)  # NaN where any member is NaN
+            fit_on = tuple(fit_conditions(cond.name)) if fit_conditions is not None else ("clean",)
+            if fit_on not in fitted:
+                rows = [train & np.isfinite(stacked[f]).all(axis=1) for f in fit_on]
+                fitted[fit_on] = fit_fusion(
+                    np.vstack([stacked[f][r] for f, r in zip(fit_on, rows, strict=True)]),
+                    np.concatenate([labels[r] for r in rows]),
+                    [m.model for m in members],
+                )
+            # NaN where any member is NaN
+            scores[cond.name][split.test] = fitted[fit_on].apply(stacked[cond.name][split.test])
     failures = sorted({f for m in members for f in m.failures})
     result = RobustnessResult(tuple(conditions), scores, labels, "grouped", name, failures)
     result.extra = {"policy": members[0].extra.get("policy"), "folds": folds, "members": [m.model for m in members]}

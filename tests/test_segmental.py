@@ -197,6 +197,26 @@ def test_gate_round_trips_through_the_card_dict():
     assert SegmentalConfig.from_dict({"views": ["lfcc_4_8k_hann"]}).gate_db is None  # v1 cards
 
 
+def test_band_gate_keeps_the_frames_where_the_band_is_loud():
+    # 1 s of a loud 300 Hz tone, then 1 s of quieter 5 kHz-centred noise: a full-band gate keeps
+    # both halves (the noise is only 10 dB down), a 4-7 kHz gate of 20 dB drops the tone.
+    t = np.arange(SR) / SR
+    tone = 0.5 * np.sin(2 * np.pi * 300 * t)
+    spectrum = np.fft.rfft(np.random.default_rng(4).standard_normal(SR))
+    f = np.fft.rfftfreq(SR, 1 / SR)
+    spectrum[(f < 4_500) | (f > 6_500)] = 0
+    hiss = np.fft.irfft(spectrum, SR)
+    hiss *= 0.5 / np.sqrt(2) / np.sqrt(np.mean(hiss**2)) * 10 ** (-10 / 20)
+    y = np.concatenate([tone, hiss]).astype(np.float32) + 1e-5 * np.random.default_rng(5).standard_normal(2 * SR)
+    views = ("lfcc_4_7k_hann",)
+    full = np.isnan(frame_matrix(y, SR, SegmentalConfig(views=views, gate_db=20.0))).all(axis=0)
+    band_cfg = SegmentalConfig(views=views, gate_db=20.0, gate_band_hz=(4000.0, 7000.0))
+    band = np.isnan(frame_matrix(y.astype(np.float32), SR, band_cfg)).all(axis=0)
+    assert full[5:95].sum() == 0 and full[105:195].sum() == 0
+    assert band[5:95].all() and not band[105:195].any()
+    assert SegmentalConfig.from_dict(json.loads(json.dumps(band_cfg.to_dict()))) == band_cfg
+
+
 def test_fill_from_nearest_takes_the_closest_kept_frame():
     from voxguard.features.segmental import fill_from_nearest
 

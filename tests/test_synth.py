@@ -448,3 +448,95 @@ def test_a_group_leaves_with_matched_levels_and_aligned_copies() -> None:
     assert np.ptp(loud) < 0.01 and np.ptp(peaks) < 0.01 and np.ptp(floors) < 0.1, (loud, peaks, floors)
     plain = finish_group(z, config=SynthConfig(codec="none", match_group=False), seeds=[1, 2, 3])
     assert np.ptp([20 * np.log10(np.abs(x).max()) for x in plain]) > 0.1  # without matching they differ
+
+
+# --------------------------------------------------------------------------- reading at the recording's pace
+
+
+def _rate_voice(text: str, *, speed: int = 160) -> tuple[np.ndarray, int]:
+    """A stand-in TTS whose speech lasts in proportion to 1 / speed (8 s at 80, 4 s at 160)."""
+    n = int(OUTPUT_RATE * 640 / speed)
+    return speechlike(OUTPUT_RATE, n / OUTPUT_RATE), OUTPUT_RATE
+
+
+def test_pace_scales_rate_and_duration_parameters_within_limits() -> None:
+    from voxguard.datasets.synth_tools import Pace
+
+    rate = Pace("speed", default=160, inverse=True, low=80, high=450, integer=True)
+    assert rate.params_for({}, 2.0) == {"speed": 80}  # twice as long: half the rate
+    assert rate.params_for({"speed": 170}, 0.5) == {"speed": 340}
+    assert rate.params_for({}, 0.1) == {"speed": 450}  # clamped to the voice's limit
+    scale = Pace("length_scale", default=1.0, inverse=False, low=0.5, high=2.0)
+    assert scale.params_for({"length_scale": 1.2}, 1.5) == pytest.approx({"length_scale": 1.8})
+    with pytest.raises(ValueError):
+        rate.params_for({}, 0.0)
+    vocoder = next(g for g in GENERATORS if not g.is_tts)
+    with pytest.raises(ValueError, match="no speaking-rate"):
+        vocoder.paced(1.2)
+
+
+def test_paced_tts_reads_at_the_recordings_length() -> None:
+    from voxguard.datasets.synth import paced_tts
+    from voxguard.datasets.synth_tools import Pace
+
+    gen = Generator(
+        "rate_voice", "test", "tts", _rate_voice, {}, language="en",
+        pace=Pace("speed", default=160, inverse=True, low=80, high=450, integer=True),
+    )  # fmt: skip
+    config = SynthConfig()
+    default = condition_clip(*_rate_voice("x"), config=config)
+
+    def recording(scale: float) -> np.ndarray:
+        return condition_clip(
+            speechlike(OUTPUT_RATE, len(default) * scale / OUTPUT_RATE, seed=5), OUTPUT_RATE, config=config
+        )
+
+    longer = recording(1.4)
+    clip, note = paced_tts(gen, "x", longer, seed=0, config=config)
+    assert abs(len(clip) / len(longer) - 1.0) <= 0.05 and note.startswith(", speed=")
+    assert int(note.split("=")[1]) < 160  # slower than the default
+    # Already at the recording's length: no re-synthesis, no note.
+    clip, note = paced_tts(gen, "x", recording(1.0), seed=0, config=config)
+    assert note == "" and len(clip) == len(default)
+    # Out of the voice's range: stops at its limit.
+    _, note = paced_tts(gen, "x", recording(5.0), seed=0, config=config)
+    assert note == ", speed=80"
+    # A voice without a rate parameter is read once.
+    fixed = Generator("fixed_voice", "test", "tts", _rate_voice, {}, language="en")
+    clip, note = paced_tts(fixed, "x", longer, seed=0, config=config)
+    assert note == "" and len(clip) == len(default)
+
+
+def _tone_with_gaps(gaps: list[tuple[float, float]], total_s: float, sr: int = OUTPUT_RATE) -> np.ndarray:
+    """A 200 Hz tone with silent gaps [(start_s, length_s)], over a -70 dBFS noise floor."""
+    t = np.arange(int(total_s * sr)) / sr
+    y = 0.3 * np.sin(2 * np.pi * 200 * t)
+    for start, length in gaps:
+        y[int(start * sr) : int((start + length) * sr)] = 0.0
+    return (y + 10 ** (-70 / 20) * np.random.default_rng(0).standard_normal(len(y))).astype(np.float32)
+
+
+def test_find_pauses_skips_leading_and_trailing_silence() -> None:
+    from voxguard.datasets.synth_match import find_pauses
+
+    y = _tone_with_gaps([(0.0, 0.3), (1.0, 0.4), (2.0, 0.05), (2.7, 0.3)], 3.0)
+    pauses = find_pauses(y, OUTPUT_RATE) / OUTPUT_RATE
+    assert pauses.shape == (1, 2)  # the 50-ms gap is too short; the edges are not pauses
+    assert pauses[0, 0] == pytest.approx(1.0, abs=0.02) and pauses[0, 1] == pytest.approx(1.4, abs=0.02)
+
+
+def test_match_pauses_copies_the_references_pauses_at_their_places() -> None:
+    from voxguard.datasets.synth_match import find_pauses, match_pauses
+
+    reference = _tone_with_gaps([(0.8, 0.5), (2.5, 0.3)], 4.0)
+    reading = _tone_with_gaps([(1.7, 0.1)], 3.0)  # a short pause of its own near the second place
+    out = match_pauses(reading, reference, OUTPUT_RATE)
+    assert (len(out) - len(reading)) / OUTPUT_RATE == pytest.approx(0.5 + 0.3 - 0.1, abs=0.02)
+    got = find_pauses(out, OUTPUT_RATE) / OUTPUT_RATE
+    lengths = got[:, 1] - got[:, 0]
+    assert len(got) == 2 and lengths == pytest.approx([0.5, 0.3], abs=0.03)
+    # At the same relative places: 0.8/4 and 2.5/4 of the way.
+    rel = got[:, 0] / (len(out) / OUTPUT_RATE)
+    assert rel == pytest.approx([0.2, 0.6], abs=0.08)
+    # Without pauses in the reference nothing changes.
+    assert np.array_equal(match_pauses(reading, _tone_with_gaps([], 4.0), OUTPUT_RATE), reading)

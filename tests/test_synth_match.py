@@ -13,9 +13,12 @@ from voxguard.datasets.synth_match import (
     fill_quiet_frames,
     fit_level,
     limit_peaks,
+    match_envelope,
     match_group,
+    match_quiet_levels,
     match_spectrum,
     natural_peak_dbfs,
+    quiet_spectrum,
     raise_noise_floor,
     shaped_noise,
 )
@@ -85,6 +88,82 @@ def test_shaped_noise_has_unit_rms_and_the_reference_balance() -> None:
     assert abs(_rolloff(noise) - _rolloff(ref)) < 400
     np.testing.assert_array_equal(noise, shaped_noise(ref, 3 * SR, SR, seed=9))
     assert not np.array_equal(noise, shaped_noise(ref, 3 * SR, SR, seed=10))
+
+
+def _bursts_over_hiss() -> np.ndarray:
+    """0.2-s bursts of a 300 Hz tone every 0.4 s, over a constant hiss at 5-6 kHz 40 dB down."""
+    rng = np.random.default_rng(3)
+    t = np.arange(4 * SR) / SR
+    tone = 0.3 * np.sin(2 * np.pi * 300 * t) * ((t % 0.4) < 0.2)
+    band = signal.butter(4, [5_000, 6_000], "bandpass", fs=SR, output="sos")
+    hiss = signal.sosfilt(band, rng.standard_normal(len(t)))
+    return (tone + 0.003 * hiss / np.std(hiss)).astype(np.float32)
+
+
+def test_quiet_spectrum_is_the_room_tone_not_the_speech() -> None:
+    y = _bursts_over_hiss()
+    freqs, quiet = quiet_spectrum(y, SR)
+    _, whole = long_term_spectrum(y, SR)
+    assert 5_000 <= freqs[np.argmax(quiet)] <= 6_000
+    assert freqs[np.argmax(whole)] < 400
+    # Noise shaped like it fills pauses with hiss, not with a hum at the voice's pitch.
+    noise = shaped_noise(y, 2 * SR, SR, seed=1, quiet_share=0.2)
+    nf, npsd = long_term_spectrum(noise, SR)
+    assert 5_000 <= nf[np.argmax(npsd)] <= 6_000
+    np.testing.assert_array_equal(noise, shaped_noise(y, 2 * SR, SR, seed=1, quiet_share=0.2))
+
+
+def _block_db(y: np.ndarray, start_s: float, stop_s: float) -> float:
+    part = y[int(start_s * SR) : int(stop_s * SR)].astype(np.float64)
+    return float(10 * np.log10(np.mean(part**2)))
+
+
+def test_match_envelope_copies_the_slow_level_contour() -> None:
+    # The recording fades: its last second is 12 dB down. The reading keeps its level to the end.
+    reference = speechlike(sr=SR, duration=4.0, seed=11)
+    reference[3 * SR :] *= 10 ** (-12 / 20)
+    reading = speechlike(sr=SR, duration=3.0, f0=180.0, seed=12)
+    out = match_envelope(reading, reference, SR)
+    assert len(out) == len(reading)
+    drop_before = _block_db(reading, 0.5, 1.5) - _block_db(reading, 2.5, 3.0)
+    drop_after = _block_db(out, 0.5, 1.5) - _block_db(out, 2.5, 3.0)
+    assert abs(drop_before) < 2.0 and 8.0 < drop_after - drop_before < 14.0
+    # A reading that already has the contour keeps it (within a dB); a pause is not boosted.
+    same = match_envelope(reference, reference, SR)
+    assert abs(_block_db(same, 3.2, 3.8) - _block_db(reference, 3.2, 3.8)) < 1.0
+    paused = reading.copy()
+    paused[SR : 2 * SR] *= 1e-3
+    out = match_envelope(paused, speechlike(sr=SR, duration=3.0, seed=13), SR)
+    assert _block_db(out, 1.3, 1.7) < _block_db(paused, 1.3, 1.7) + 1.0
+
+
+def _frame_db(y: np.ndarray) -> np.ndarray:
+    frames = y[: len(y) // 320 * 320].reshape(-1, 320).astype(np.float64)
+    return 10 * np.log10(np.mean(frames**2, axis=1) + 1e-30)
+
+
+def test_match_quiet_levels_gives_the_quiet_tail_the_references_spread() -> None:
+    rng = np.random.default_rng(8)
+    n = 200  # 20-ms frames
+    # The reading: loud frames, and 30 % of frames sitting exactly on a -60 dB floor.
+    reading_db = np.where(np.arange(n) % 10 < 3, -60.0, rng.uniform(-30, -15, n))
+    # The recording: its quiet frames spread from -55 to -40 dB.
+    reference_db = np.where(np.arange(n) % 10 < 3, rng.uniform(-55, -40, n), rng.uniform(-30, -15, n))
+
+    def render(levels_db: np.ndarray, seed: int) -> np.ndarray:
+        noise = np.random.default_rng(seed).standard_normal(n * 320)
+        return (noise * np.repeat(10 ** (levels_db / 20), 320)).astype(np.float32)
+
+    reading, reference = render(reading_db, 1), render(reference_db, 2)
+    noise = np.random.default_rng(3).standard_normal(len(reading)).astype(np.float32)
+    out = match_quiet_levels(reading, noise, reference, SR, share=0.3)
+    before, after, ref = _frame_db(reading), _frame_db(out), _frame_db(reference)
+    quiet = np.arange(n) % 10 < 3
+    # The quiet tail now spreads like the reference's (quantiles within 2 dB), loud frames keep their level.
+    for q in (0.05, 0.15, 0.25):
+        assert abs(np.quantile(after, q) - np.quantile(ref, q)) < 2.0
+    assert np.abs(after[~quiet] - before[~quiet]).max() < 1.0
+    assert (after >= before - 0.5).all()  # only ever raised
 
 
 def test_raise_noise_floor_reaches_the_target_and_never_lowers() -> None:

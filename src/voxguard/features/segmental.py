@@ -133,6 +133,14 @@ def fill_from_nearest(x: np.ndarray, missing: np.ndarray) -> np.ndarray:
     return x[:, source]
 
 
+def _gate_power(power: np.ndarray, sr: int, band_hz: tuple[float, float] | None) -> np.ndarray:
+    """Frame power (n_frames,) float64 that the gate compares: all bins, or those inside ``band_hz``."""
+    if band_hz is not None:
+        freqs = np.linspace(0.0, sr / 2, power.shape[1])
+        power = power[:, (freqs >= band_hz[0]) & (freqs <= band_hz[1])]
+    return power.sum(axis=1).astype(np.float64)  # float32 pairwise sums
+
+
 def _shared_spectrum_views(y: np.ndarray, sr: int, cfg: SegmentalConfig) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """The spectrum-based views from a single STFT (the dominant cost of the default model).
 
@@ -142,7 +150,7 @@ def _shared_spectrum_views(y: np.ndarray, sr: int, cfg: SegmentalConfig) -> tupl
     """
     power = spectral.stft_power_frames(y, n_fft=512, hop_length=cfg.hop_length, win_length=round(0.025 * sr))
     quiet = (
-        quiet_frames(power.sum(axis=1).astype(np.float64), cfg.gate_db)  # float32 pairwise sums
+        quiet_frames(_gate_power(power, sr, cfg.gate_band_hz), cfg.gate_db)
         if cfg.gate_db is not None
         else np.zeros(len(power), dtype=bool)
     )
@@ -180,6 +188,9 @@ class SegmentalConfig:
     #: are left out of the pooled statistics: silence, dither and room tone say nothing about the
     #: voice, and how much of them a clip has must not move its score. ``None``: every frame counts.
     gate_db: float | None = None
+    #: Measure the gate's frame power in this band (Hz) instead of the whole spectrum: the frames
+    #: kept are then those where the band the model reads is loud, not merely the voiced ones.
+    gate_band_hz: tuple[float, float] | None = None
     #: Leave out the means of Δ and ΔΔ frames. Over a segment they are about (last - first) /
     #: length: near zero with a tiny spread in training data, so after standardisation the few
     #: edge frames a trim or an added silence changes swing the score (voxguard-v2 drops them;
@@ -226,6 +237,7 @@ class SegmentalConfig:
             stats=tuple(data.get("stats", cls.stats)),  # type: ignore[arg-type]
             sample_rate=int(data.get("sample_rate", 16_000)),  # type: ignore[call-overload]
             gate_db=None if data.get("gate_db") is None else float(data["gate_db"]),  # type: ignore[arg-type]
+            gate_band_hz=None if data.get("gate_band_hz") is None else tuple(data["gate_band_hz"]),  # type: ignore
             drop_delta_means=bool(data.get("drop_delta_means", False)),
         )
 

@@ -1,0 +1,51 @@
+"""Robustness of the voxguard-v2 recipe with a different silence gate (docs/robustness.md).
+
+Usage: python scripts/gate_variants.py VARIANT[,VARIANT...] [--corpus MANIFEST] [--conditions quick]
+
+Each variant is the ``lfcc47h-flatness7k-gated-svm`` recipe with its pooling gate changed, run
+through ``voxguard.evaluate.robustness.evaluate_grouped`` exactly like ``voxguard robustness
+--model voxguard-v2 --conditions quick`` (5 grouped folds, ``chain*2`` augmentation, the same
+seeds, so ``v2`` reproduces the shipped model's column). Prints EER and EER / clean per
+condition, one line per variant (6-7 min each on the 2-core VM).
+"""
+
+import argparse
+import json
+import time
+from dataclasses import replace
+
+from voxguard.datasets import load_dataset
+from voxguard.evaluate import robustness as rb
+from voxguard.models.presets import get_preset
+
+VARIANTS = {
+    "v2": {},  # gate 40 dB under the 95th-percentile frame power, whole spectrum
+    "gate20": {"gate_db": 20.0},
+    "band30": {"gate_db": 30.0, "gate_band_hz": (4000.0, 7000.0)},  # power measured in 4-7 kHz only
+    "band20": {"gate_db": 20.0, "gate_band_hz": (4000.0, 7000.0)},
+}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("variants", help=f"comma-separated, from {', '.join(VARIANTS)}")
+    ap.add_argument("--corpus", default="../shared/corpus/manifest.csv")
+    ap.add_argument("--conditions", default="quick")
+    ap.add_argument("--policy", default="chain*2")
+    args = ap.parse_args()
+    conditions = rb.resolve_conditions(args.conditions)
+    dataset = load_dataset(args.corpus)
+    preset = get_preset("lfcc47h-flatness7k-gated-svm")
+    for name in args.variants.split(","):
+        model = preset.model()
+        model.features = replace(model.features, **VARIANTS[name])
+        start = time.perf_counter()
+        result = rb.evaluate_grouped(
+            dataset, model, conditions, policy=args.policy, name=name, preprocess_config=preset.preprocess()
+        )
+        rows = {r["condition"]: [round(100 * r["eer"], 2), round(r["eer_vs_clean"], 2)] for r in result.rows()}
+        print(name, f"{time.perf_counter() - start:.0f} s", json.dumps(rows), flush=True)
+
+
+if __name__ == "__main__":  # worker processes are spawned: they must not rerun the script
+    main()

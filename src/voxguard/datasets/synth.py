@@ -188,10 +188,10 @@ class SynthConfig:
         after them. ``peak_ceiling_dbfs`` caps the group's peak level.
     match_pace : bool
         Let TTS voices read at the recording's pace (:func:`paced_tts`): they pause where the
-        speaker paused, and voices with a rate parameter (eSpeak, Piper) are synthesised again
-        at the rate that makes the reading as long as the recording. At their default rates
-        eSpeak's Dutch voices took 17 % longer than the speakers (median) and paused only
-        briefly, so duration and RMS-against-loudness told them apart.
+        speaker paused, keep its slow level contour, and voices with a rate parameter (eSpeak,
+        Piper) are synthesised again at the rate that ends their speech where the speaker's
+        ends. At their default rates eSpeak's Dutch voices took 17 % longer than the speakers
+        (median) and paused only briefly, so duration and RMS-against-loudness told them apart.
     tail_s : float or None
         End every clip this long after its last speech frame (WebRTC VAD, as the audit measures
         trailing silence): cut, or padded with silence that the noise bed then fills. ``None``:
@@ -833,9 +833,7 @@ def paced_tts(
 
     def render(g: Generator) -> np.ndarray:
         z, zsr = g.generate(text, seed=seed)
-        if not np.all(np.isfinite(z)):
-            raise ToolError("non-finite output")
-        clip = match_pauses(condition_clip(np.asarray(z, dtype=np.float32), zsr, config=config), recording, OUTPUT_RATE)
+        clip = match_pauses(_conditioned(z, zsr, config), recording, OUTPUT_RATE)
         return match_envelope(clip, recording, OUTPUT_RATE)
 
     def speech_end(z: np.ndarray) -> float:

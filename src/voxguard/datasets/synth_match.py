@@ -18,9 +18,16 @@ the generator did:
    peakier clips are limited down to the others;
 3. noise floor: noise shaped like the recording's room tone (the spectrum of its quietest
    frames) fills every 20-ms frame quieter than the group's highest floor up to it
-   (:func:`fill_quiet_frames`, comfort noise) and is then added to every clip whose floor is
-   still below it until it matches (:func:`raise_noise_floor`);
-   levels are fitted again.
+   (:func:`fill_quiet_frames`, comfort noise); each fake's quietest frames are raised to the
+   recording's frame levels at the same rank (:func:`match_quiet_levels`); the noise is then
+   added to every clip whose floor is still below the group's until it matches
+   (:func:`raise_noise_floor`); the ceiling is decided again on the noisier clips and levels
+   are fitted again.
+
+Two more steps apply to TTS readings only, before the group is matched (called from
+:func:`voxguard.datasets.synth.paced_tts`): :func:`match_pauses` inserts silence where the
+recording paused, and :func:`match_envelope` copies its slow (400-ms) level contour, since a
+synthetic voice neither hesitates nor trails off as a speaker does.
 
 All functions are pure ``(y, sr, ...) -> ndarray`` on float32 mono signals at one rate.
 """

@@ -217,6 +217,28 @@ def test_band_gate_keeps_the_frames_where_the_band_is_loud():
     assert SegmentalConfig.from_dict(json.loads(json.dumps(band_cfg.to_dict()))) == band_cfg
 
 
+def test_level_split_pools_the_louder_and_quieter_frames_apart():
+    y = speechlike(SR, 4.0)
+    base = SegmentalConfig(views=("lfcc_4_7k_hann", "band_flatness_7k"), gate_db=40.0, drop_delta_means=True)
+    split = SegmentalConfig(views=base.views, gate_db=40.0, drop_delta_means=True, level_split=True)
+    frames, halves = frame_matrix(y, SR, base), frame_matrix(y, SR, split)
+    n = frames.shape[0]
+    assert halves.shape == (2 * n, frames.shape[1]) and len(split.frame_names()) == 2 * n
+    loud = np.isfinite(halves[:n]).all(axis=0)
+    quiet = np.isfinite(halves[n:]).all(axis=0)
+    kept = np.isfinite(frames).all(axis=0)
+    assert not (loud & quiet).any() and ((loud | quiet) == kept).all()
+    assert abs(loud.sum() - quiet.sum()) <= 1  # split at the median level
+    # Each half's rows are the original frames; the pooled loud statistics are those of the loud frames.
+    np.testing.assert_array_equal(halves[:n, loud], frames[:, loud])
+    whole = np.array([[0, len(y)]])
+    pooled = segment_vectors(halves, whole, 160)
+    np.testing.assert_allclose(pooled[0, :n], frames[:, loud].mean(axis=1), rtol=1e-4, atol=1e-4)
+    assert len(split.vector_names()) == 2 * len(base.vector_names())
+    assert all(not (v.startswith(("d_", "dd_")) and v.endswith("_mean")) for v in split.vector_names())
+    assert SegmentalConfig.from_dict(json.loads(json.dumps(split.to_dict()))) == split
+
+
 def test_fill_from_nearest_takes_the_closest_kept_frame():
     from voxguard.features.segmental import fill_from_nearest
 

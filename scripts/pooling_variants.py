@@ -1,8 +1,9 @@
-"""Robustness of the voxguard-v2 recipe with a different silence gate (docs/robustness.md).
+"""Robustness of the voxguard-v2 recipe with a different pooling of its frames (docs/robustness.md).
 
-Usage: python scripts/gate_variants.py VARIANT[,VARIANT...] [--corpus MANIFEST] [--conditions quick]
+Usage: python scripts/pooling_variants.py VARIANT[,VARIANT...] [--corpus MANIFEST] [--conditions quick]
 
-Each variant is the ``lfcc47h-flatness7k-gated-svm`` recipe with its pooling gate changed, run
+Each variant is the ``lfcc47h-flatness7k-gated-svm`` recipe with its pooling changed (the
+silence gate, or louder and quieter frames pooled apart), run
 through ``voxguard.evaluate.robustness.evaluate_grouped`` exactly like ``voxguard robustness
 --model voxguard-v2 --conditions quick`` (5 grouped folds, ``chain*2`` augmentation, the same
 seeds, so ``v2`` reproduces the shipped model's column). Prints EER and EER / clean per
@@ -23,6 +24,7 @@ VARIANTS = {
     "gate20": {"gate_db": 20.0},
     "band30": {"gate_db": 30.0, "gate_band_hz": (4000.0, 7000.0)},  # power measured in 4-7 kHz only
     "band20": {"gate_db": 20.0, "gate_band_hz": (4000.0, 7000.0)},
+    "split": {"level_split": True},  # statistics of the louder and the quieter half of the frames apart
 }
 
 

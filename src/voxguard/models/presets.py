@@ -19,7 +19,8 @@ class Preset:
     :attr:`SegmentalConfig.gate_db`). ``trim_margin_s``: keep this much audio around the detected
     speech when trimming, so that the VAD's onset jitter never cuts speech (safe only with a gate,
     which keeps the margin's silence out of the features). ``dc_filter``, ``trim_mode``: see
-    :class:`voxguard.audio.PreprocessConfig`.
+    :class:`voxguard.audio.PreprocessConfig`. ``drop_delta_means``, ``level_split``: see
+    :class:`SegmentalConfig`.
     """
 
     views: tuple[str, ...]
@@ -31,12 +32,15 @@ class Preset:
     dc_filter: str = "mean"
     trim_mode: str = "vad"
     drop_delta_means: bool = False
+    level_split: bool = False
     #: Extra parameters of a frame model (``FrameCNNClassifier`` / ``FrameGMMClassifier``).
     params: tuple[tuple[str, Any], ...] = ()
 
     def model(self, C: float | None = None) -> Any:
         """The unfitted model: a :class:`SegmentalClassifier`, or a frame model (``cnn``, ``cnn-svm``, ``gmm``)."""
-        features = SegmentalConfig(views=self.views, gate_db=self.gate_db, drop_delta_means=self.drop_delta_means)
+        features = SegmentalConfig(
+            views=self.views, gate_db=self.gate_db, drop_delta_means=self.drop_delta_means, level_split=self.level_split
+        )
         if self.classifier in FRAME_CLASSIFIERS:
             return frame_model({"classifier": self.classifier, "C": C or self.C, **dict(self.params)}, features)
         return SegmentalClassifier(features=features, classifier=self.classifier, C=C or self.C)
@@ -74,6 +78,18 @@ MODEL_PRESETS: dict[str, Preset] = {
         dc_filter="highpass",
         trim_mode="energy",
         drop_delta_means=True,
+    ),
+    # voxguard-v2's recipe with the louder and quieter halves of the frames pooled apart (issue 8:
+    # the quiet frames' evidence is the first that added noise masks).
+    "lfcc47h-flatness7k-split-svm": Preset(
+        ("lfcc_4_7k_hann", "band_flatness_7k"),
+        C=3.0,
+        gate_db=40.0,
+        trim_margin_s=0.25,
+        dc_filter="highpass",
+        trim_mode="energy",
+        drop_delta_means=True,
+        level_split=True,
     ),
     # Frame models (issue 5): the ASVspoof LFCC-GMM baseline, and a light CNN over the v2 frames
     # with the v2 preprocessing, alone and as the seed's hybrid (CNN embeddings + SVM).

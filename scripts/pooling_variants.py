@@ -24,7 +24,8 @@ VARIANTS = {
     "gate20": {"gate_db": 20.0},
     "band30": {"gate_db": 30.0, "gate_band_hz": (4000.0, 7000.0)},  # power measured in 4-7 kHz only
     "band20": {"gate_db": 20.0, "gate_band_hz": (4000.0, 7000.0)},
-    "split": {"level_split": True},  # statistics of the louder and the quieter half of the frames apart
+    "split": {"level_split": "halves"},  # statistics of the louder and the quieter half of the frames apart
+    "addloud": {"level_split": "loud"},  # v2's statistics plus those of the louder half
 }
 
 

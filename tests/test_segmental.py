@@ -9,6 +9,7 @@ import pytest
 
 from signals import make_clip, speechlike, write_tiny_corpus
 from voxguard.audio import segment_bounds
+from voxguard.errors import FeatureError
 from voxguard.features.segmental import SegmentalConfig, frame_matrix, segment_vectors
 
 SR = 16_000
@@ -220,7 +221,7 @@ def test_band_gate_keeps_the_frames_where_the_band_is_loud():
 def test_level_split_pools_the_louder_and_quieter_frames_apart():
     y = speechlike(SR, 4.0)
     base = SegmentalConfig(views=("lfcc_4_7k_hann", "band_flatness_7k"), gate_db=40.0, drop_delta_means=True)
-    split = SegmentalConfig(views=base.views, gate_db=40.0, drop_delta_means=True, level_split=True)
+    split = SegmentalConfig(views=base.views, gate_db=40.0, drop_delta_means=True, level_split="halves")
     frames, halves = frame_matrix(y, SR, base), frame_matrix(y, SR, split)
     n = frames.shape[0]
     assert halves.shape == (2 * n, frames.shape[1]) and len(split.frame_names()) == 2 * n
@@ -237,6 +238,12 @@ def test_level_split_pools_the_louder_and_quieter_frames_apart():
     assert len(split.vector_names()) == 2 * len(base.vector_names())
     assert all(not (v.startswith(("d_", "dd_")) and v.endswith("_mean")) for v in split.vector_names())
     assert SegmentalConfig.from_dict(json.loads(json.dumps(split.to_dict()))) == split
+    # "loud": every kept frame, then the loud half again.
+    added = frame_matrix(y, SR, SegmentalConfig(views=base.views, gate_db=40.0, level_split="loud"))
+    np.testing.assert_array_equal(added[:n], frames)
+    np.testing.assert_array_equal(added[n:], halves[:n])
+    with pytest.raises(FeatureError, match="level_split"):
+        SegmentalConfig(level_split="thirds")
 
 
 def test_fill_from_nearest_takes_the_closest_kept_frame():

@@ -102,6 +102,8 @@ SHARED_SPECTRUM_VIEWS = {"lfcc_4_8k_hann", "band_flatness", "lfcc_4_7k_hann", "b
 #: sources leave 7.3-8 kHz empty or not depending on a file's rate history, so features there
 #: encode the recording chain rather than the voice (DEV: rate predicts the label).
 CAPPED_BAND_HZ = 7_000.0
+#: Values of :attr:`SegmentalConfig.level_split`.
+LEVEL_SPLITS = (None, "halves", "loud")
 
 
 def quiet_frames(frame_power: np.ndarray, gate_db: float) -> np.ndarray:
@@ -195,10 +197,12 @@ class SegmentalConfig:
     #: Measure the gate's frame power in this band (Hz) instead of the whole spectrum: the frames
     #: kept are then those where the band the model reads is loud, not merely the voiced ones.
     gate_band_hz: tuple[float, float] | None = None
-    #: Pool the louder and the quieter half of the (kept) frames separately, doubling the
-    #: statistics: evidence in the quiet frames (room tone, a vocoder's noise between sounds) is
-    #: the first to be masked by added noise, and a classifier can then weigh the two apart.
-    level_split: bool = False
+    #: Pool the frames by level as well: ``"halves"``, the louder and the quieter half of the
+    #: kept frames apart; ``"loud"``, all kept frames and, in addition, the louder half. Either
+    #: doubles the statistics. Evidence in the quiet frames (room tone, a vocoder's noise between
+    #: sounds) is the first that added noise masks; a classifier can then weigh the two apart.
+    #: ``None``: one pool.
+    level_split: str | None = None
     #: Leave out the means of Δ and ΔΔ frames. Over a segment they are about (last - first) /
     #: length: near zero with a tiny spread in training data, so after standardisation the few
     #: edge frames a trim or an added silence changes swing the score (voxguard-v2 drops them;
@@ -211,6 +215,8 @@ class SegmentalConfig:
             raise FeatureError(f"unknown views {unknown}; choose from {', '.join(VIEWS)}")
         if not set(self.stats) <= {"mean", "std"} or not self.stats:
             raise FeatureError("stats must be a non-empty subset of ('mean', 'std')")
+        if self.level_split not in LEVEL_SPLITS:
+            raise FeatureError(f"level_split must be one of {LEVEL_SPLITS}, got {self.level_split!r}")
 
     @property
     def hop_length(self) -> int:
@@ -219,7 +225,10 @@ class SegmentalConfig:
     def frame_names(self) -> list[str]:
         table = _view_functions(self.hop_length)
         names = [name for view in self.views for name in table[view][1]]
-        return [f"{n}@{half}" for half in ("loud", "quiet") for n in names] if self.level_split else names
+        if self.level_split is None:
+            return names
+        pools = ("loud", "quiet") if self.level_split == "halves" else ("all", "loud")
+        return [f"{n}@{pool}" for pool in pools for n in names]
 
     def _all_vector_names(self) -> list[str]:
         return [f"{name}_{stat}" for stat in self.stats for name in self.frame_names()]
@@ -248,7 +257,7 @@ class SegmentalConfig:
             gate_db=None if data.get("gate_db") is None else float(data["gate_db"]),  # type: ignore[arg-type]
             gate_band_hz=None if data.get("gate_band_hz") is None else tuple(data["gate_band_hz"]),  # type: ignore
             drop_delta_means=bool(data.get("drop_delta_means", False)),
-            level_split=bool(data.get("level_split", False)),
+            level_split=data.get("level_split"),  # type: ignore[arg-type]
         )
 
 
@@ -272,19 +281,22 @@ def frame_matrix(y: np.ndarray, sr: int, config: SegmentalConfig | None = None) 
     table = _view_functions(cfg.hop_length)
     shared: dict[str, np.ndarray] = {}
     quiet = level = None
-    if set(cfg.views) & SHARED_SPECTRUM_VIEWS or cfg.gate_db is not None or cfg.level_split:
+    if set(cfg.views) & SHARED_SPECTRUM_VIEWS or cfg.gate_db is not None or cfg.level_split is not None:
         shared, quiet, level = _shared_spectrum_views(y, sr, cfg)
     blocks = [shared[view] if view in shared else table[view][0](y, sr) for view in cfg.views]
     n = min(b.shape[1] for b in blocks)
     frames = np.concatenate([b[:, :n] for b in blocks], axis=0).astype(np.float32, copy=False)
     if quiet is not None and quiet[:n].any():
         frames[:, quiet[:n]] = np.nan
-    if cfg.level_split and level is not None:
+    if cfg.level_split is not None and level is not None:
         kept = ~quiet[:n]
         lv = level[:n]
         loud = lv >= np.median(lv[kept] if kept.any() else lv)
-        halves = [np.where(loud, frames, np.nan), np.where(loud, np.nan, frames)]
-        frames = np.concatenate(halves, axis=0).astype(np.float32, copy=False)
+        loud_pool = np.where(loud, frames, np.nan)
+        # Row blocks in the order of frame_names(): "@loud", "@quiet" or "@all", "@loud".
+        halves = cfg.level_split == "halves"
+        pools = [loud_pool, np.where(loud, np.nan, frames)] if halves else [frames, loud_pool]
+        frames = np.concatenate(pools, axis=0).astype(np.float32, copy=False)
     return frames
 
 

@@ -32,7 +32,7 @@ class Preset:
     dc_filter: str = "mean"
     trim_mode: str = "vad"
     drop_delta_means: bool = False
-    level_split: bool = False
+    level_split: str | None = None
     #: Extra parameters of a frame model (``FrameCNNClassifier`` / ``FrameGMMClassifier``).
     params: tuple[tuple[str, Any], ...] = ()
 
@@ -89,7 +89,7 @@ MODEL_PRESETS: dict[str, Preset] = {
         dc_filter="highpass",
         trim_mode="energy",
         drop_delta_means=True,
-        level_split=True,
+        level_split="halves",
     ),
     # Frame models (issue 5): the ASVspoof LFCC-GMM baseline, and a light CNN over the v2 frames
     # with the v2 preprocessing, alone and as the seed's hybrid (CNN embeddings + SVM).

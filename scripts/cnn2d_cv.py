@@ -61,10 +61,14 @@ y_row, g_row, f_row = labels[row_clip], groups[row_clip], folds[row_clip]
 device_name = "cpu" if DRY else torch.cuda.get_device_name(0)
 print(f"{len(labels)} clips, {len(X)} crops {X.shape}, {device_name}, {time.time() - T0:.0f} s", flush=True)
 
-CONFIGS = json.loads(os.environ["CONFIGS"]) if "CONFIGS" in os.environ else {
-    "default": {},
-    "masks-lr5e-4": {"lr": 5e-4, "time_masks": 2, "feature_masks": 2, "patience": 6, "max_epochs": 30},
-}
+CONFIGS = (
+    json.loads(os.environ["CONFIGS"])
+    if "CONFIGS" in os.environ
+    else {
+        "default": {},
+        "masks-lr5e-4": {"lr": 5e-4, "time_masks": 2, "feature_masks": 2, "patience": 6, "max_epochs": 30},
+    }
+)
 features = SegmentalConfig(views=("lfbe_7k",), gate_db=40.0)
 results = {}
 for name, params in CONFIGS.items():

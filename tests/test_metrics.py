@@ -17,9 +17,7 @@ from voxguard.evaluate import metrics as M
 PROPERTY = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
-def _random_trials(
-    seed: int, n: int = 600, p_spoof: float = 0.4, ties: bool = False
-) -> tuple[np.ndarray, np.ndarray]:
+def _random_trials(seed: int, n: int = 600, p_spoof: float = 0.4, ties: bool = False) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     y = (rng.random(n) < p_spoof).astype(int)
     s = rng.normal(size=n) + 1.2 * y
@@ -82,12 +80,8 @@ def test_threshold_metrics_match_sklearn(seed: int) -> None:
     y, s = _random_trials(seed, ties=True)
     for t in (-1.0, 0.3, float(np.median(s)), 2.5, 99.0):
         pred = (s >= t).astype(int)
-        np.testing.assert_array_equal(
-            M.confusion_matrix(y, s, t), skm.confusion_matrix(y, pred, labels=[0, 1])
-        )
-        p, r, f, _ = skm.precision_recall_fscore_support(
-            y, pred, average="binary", pos_label=1, zero_division=0
-        )
+        np.testing.assert_array_equal(M.confusion_matrix(y, s, t), skm.confusion_matrix(y, pred, labels=[0, 1]))
+        p, r, f, _ = skm.precision_recall_fscore_support(y, pred, average="binary", pos_label=1, zero_division=0)
         assert M.precision(y, s, t) == pytest.approx(p)
         assert M.recall(y, s, t) == pytest.approx(r)
         assert M.f1(y, s, t) == pytest.approx(f)

@@ -32,9 +32,7 @@ def _trials(seed: int = 0) -> dict[str, Any]:
     rng = np.random.default_rng(seed)
     n_b = 240
     systems = ["A01"] * 80 + ["A02"] * 80 + ["A03"] * 80
-    scores = np.r_[
-        rng.normal(size=n_b), rng.normal(2.0, 1, 80), rng.normal(0.8, 1, 80), rng.normal(3.5, 1, 80)
-    ]
+    scores = np.r_[rng.normal(size=n_b), rng.normal(2.0, 1, 80), rng.normal(0.8, 1, 80), rng.normal(3.5, 1, 80)]
     n = scores.size
     return {
         "path": [f"audio/{i:04d}.flac" for i in range(n)],
@@ -170,9 +168,7 @@ def test_metrics_json_consistent_with_compute_all(report) -> None:
     report_dict = M.classification_report(
         data["label"], data["score"], expected["threshold"], zero_division=float("nan")
     )
-    assert payload["classification_report"]["spoof"]["f1-score"] == pytest.approx(
-        report_dict["spoof"]["f1-score"]
-    )
+    assert payload["classification_report"]["spoof"]["f1-score"] == pytest.approx(report_dict["spoof"]["f1-score"])
 
 
 def test_summary_markdown_consistent(report) -> None:
@@ -256,9 +252,7 @@ def test_read_scores_csv_and_report_roundtrip(tmp_path: Path) -> None:
 
 
 def test_read_scores_csv_variants(tmp_path: Path) -> None:
-    p = _write_csv(
-        tmp_path / "t.tsv", ["id", "label", "score"], [["a", "Spoof", 0.5], ["b", "real", -1]], "\t"
-    )
+    p = _write_csv(tmp_path / "t.tsv", ["id", "label", "score"], [["a", "Spoof", 0.5], ["b", "real", -1]], "\t")
     table = read_scores_csv(p)
     assert table.labels.tolist() == [1, 0] and table.groups == {}
     p.write_text("\ufeffid;label;score\n\na;1;2.5\n\nb;0;1e-3\n", encoding="utf-8")  # BOM, blank lines

@@ -152,8 +152,7 @@ def _check_source_exists(source: AudioSource) -> None:
 def validate_info(info: AudioInfo, name: str | None) -> AudioInfo:
     if not MIN_SAMPLE_RATE <= info.sample_rate <= MAX_SAMPLE_RATE:
         raise UnsupportedSampleRateError(
-            f"sample rate {info.sample_rate} Hz is outside the supported range "
-            f"{MIN_SAMPLE_RATE}-{MAX_SAMPLE_RATE} Hz",
+            f"sample rate {info.sample_rate} Hz is outside the supported range {MIN_SAMPLE_RATE}-{MAX_SAMPLE_RATE} Hz",
             path=name,
         )
     if info.channels < 1:

@@ -109,9 +109,7 @@ def detect_speech(
     # WebRTC's API is per frame; one C call per 30 ms frame (~3,000x real time), no NumPy work inside.
     raw = pcm.tobytes()
     step = frame_length * 2
-    voiced = np.fromiter(
-        (vad.is_speech(raw[i * step : (i + 1) * step], sr) for i in range(n)), dtype=bool, count=n
-    )
+    voiced = np.fromiter((vad.is_speech(raw[i * step : (i + 1) * step], sr) for i in range(n)), dtype=bool, count=n)
     levels = frame_levels_db(y, frame_length)
     loud_enough = levels > max(floor_dbfs, float(levels.max()) - dynamic_range_db)
     raw = voiced & loud_enough

@@ -236,9 +236,7 @@ def _validate(
         n_spoof = int(y.sum())
         if n_spoof == 0 or n_spoof == y.size:
             present = "spoof" if n_spoof else "bonafide"
-            raise MetricError(
-                f"{what} needs both spoof and bonafide trials, but all {y.size} trials are {present}"
-            )
+            raise MetricError(f"{what} needs both spoof and bonafide trials, but all {y.size} trials are {present}")
     return y, s
 
 
@@ -401,9 +399,7 @@ def _eer(y: NDArray[np.int8], s: NDArray[np.float64], method: str) -> EERResult:
     return EERResult(float(value), float(thresholds[i]))
 
 
-def eer(
-    labels: ArrayLike, scores: ArrayLike, *, method: Literal["asvspoof", "interp"] = "asvspoof"
-) -> EERResult:
+def eer(labels: ArrayLike, scores: ArrayLike, *, method: Literal["asvspoof", "interp"] = "asvspoof") -> EERResult:
     """Equal error rate: the operating point where the miss rate equals the false-alarm rate.
 
     Parameters
@@ -798,9 +794,9 @@ def classification_report(
     keys = ("precision", "recall", "f1-score")
     macro = {k: float(np.mean([r[k] for r in per_class.values()])) for k in keys}
     report["macro avg"] = macro | {"support": n}
-    report["weighted avg"] = {
-        k: float(sum(r[k] * r["support"] for r in per_class.values()) / n) for k in keys
-    } | {"support": n}
+    report["weighted avg"] = {k: float(sum(r[k] * r["support"] for r in per_class.values()) / n) for k in keys} | {
+        "support": n
+    }
     return report
 
 

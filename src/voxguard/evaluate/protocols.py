@@ -166,6 +166,4 @@ def run_protocol(
     if table.clip_seconds is not None:
         # Model only (features excluded): seconds of the scored clips per CPU second of scoring.
         extra["scoring_x_realtime"] = float(table.clip_seconds[~np.isnan(scores)].sum() / max(score_total, 1e-9))
-    return ProtocolResult(
-        protocol=protocol, model=name, scores=scores, fold_eer=fold_eer, fit_s=fit_total, extra=extra
-    )
+    return ProtocolResult(protocol=protocol, model=name, scores=scores, fold_eer=fold_eer, fit_s=fit_total, extra=extra)

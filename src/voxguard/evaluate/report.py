@@ -287,9 +287,7 @@ def _as_table(data: Any, label_column: str, score_column: str) -> ScoreTable:
         try:
             columns = {k: [r[k] for r in records] for k in names}
         except KeyError as exc:
-            raise ReportError(
-                f"record without key {exc.args[0]!r}; every record needs the same keys"
-            ) from None
+            raise ReportError(f"record without key {exc.args[0]!r}; every record needs the same keys") from None
     else:
         raise ReportError(f"cannot make a score table from {type(data).__name__}")
     missing = [c for c in (label_column, score_column) if c not in columns]
@@ -309,9 +307,7 @@ def _as_table(data: Any, label_column: str, score_column: str) -> ScoreTable:
             raise ReportError(f"column {name!r} has shape {arr.shape}, expected ({n},)")
         groups[str(name)] = arr.astype(str)
     if scores.shape != (n,) or ids.shape != (n,):
-        raise ReportError(
-            f"columns have different lengths (labels {n}, scores {scores.shape}, ids {ids.shape})"
-        )
+        raise ReportError(f"columns have different lengths (labels {n}, scores {scores.shape}, ids {ids.shape})")
     return ScoreTable(ids=ids, labels=labels, scores=scores, groups=groups, id_column=id_column)
 
 
@@ -850,9 +846,7 @@ def write_report(
     summary_rows = [(h, d, k, pct) for k, h, d, pct in _SUMMARY_ROWS if k in overall]
     summary_body = [[h, _fmt(overall[k], pct), d] for h, d, k, pct in summary_rows]
     summary_numeric = [False, True, False]
-    meta = f"Generated {generated} by voxguard {__version__}" + (
-        f" from {table.source}" if table.source else ""
-    )
+    meta = f"Generated {generated} by voxguard {__version__}" + (f" from {table.source}" if table.source else "")
 
     # ---- HTML ---------------------------------------------------------------------------------------
     h: list[str] = [
@@ -941,9 +935,7 @@ def write_report(
         "pair_with_all_bonafide": pair_with_all_bonafide,
         "skipped_group_columns": skipped,
         "figures": {stem: f"{stem}.png" for stem in figures},
-        "extra_sections": [
-            {"title": sec.title, "table": list(sec.table) if sec.table else None} for sec in sections
-        ],
+        "extra_sections": [{"title": sec.title, "table": list(sec.table) if sec.table else None} for sec in sections],
     }
     json_path = out / "metrics.json"
     json_path.write_text(json.dumps(_json_safe(payload), indent=2, allow_nan=False) + "\n", encoding="utf-8")

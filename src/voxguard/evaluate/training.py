@@ -52,9 +52,7 @@ def thresholds_from_scores(labels: np.ndarray, proba: np.ndarray) -> dict[str, f
     return {"eer": float(eer_point.threshold), "low-fa": max(low_fa, float(eer_point.threshold))}
 
 
-def calibrate_oof(
-    scores: np.ndarray, labels: np.ndarray
-) -> tuple[dict[str, float], np.ndarray, dict[str, float]]:
+def calibrate_oof(scores: np.ndarray, labels: np.ndarray) -> tuple[dict[str, float], np.ndarray, dict[str, float]]:
     """Platt calibration and operating points from out-of-fold clip scores (NaN = never tested).
 
     Returns ``(calibration, proba, thresholds)``; ``proba`` is NaN where ``scores`` is.

@@ -49,9 +49,7 @@ def frame_signal(
     if center:
         y = np.pad(y, frame_length // 2, mode=pad_mode)
     if len(y) < frame_length:
-        raise FeatureError(
-            f"signal of {len(y)} samples is shorter than one frame of {frame_length} samples"
-        )
+        raise FeatureError(f"signal of {len(y)} samples is shorter than one frame of {frame_length} samples")
     return sliding_window_view(y, frame_length)[::hop_length]
 
 

@@ -290,9 +290,7 @@ def f0_yin(
     if hop_length is None:
         hop_length = _default_hop(sr)
     if frame_length < 2 * max_period:
-        raise FeatureError(
-            f"frame_length={frame_length} is too short for fmin={fmin} Hz: need >= {2 * max_period}"
-        )
+        raise FeatureError(f"frame_length={frame_length} is too short for fmin={fmin} Hz: need >= {2 * max_period}")
     if min_period >= max_period - 1:
         raise FeatureError(f"F0 range fmin={fmin}, fmax={fmax} is too narrow at sr={sr}")
     y = _check_signal(y, sr, frame_length)
@@ -444,9 +442,7 @@ def glottal_cycles(
         r = rows[start : start + _BLOCK]
         half = 0.5 * local_t[r, None]
         inside = (offsets >= -half) & (offsets < half)
-        picks[start : start + _BLOCK] = (
-            centres[r] + offsets[np.argmax(np.where(inside, frames[r], -np.inf), 1)]
-        )
+        picks[start : start + _BLOCK] = centres[r] + offsets[np.argmax(np.where(inside, frames[r], -np.inf), 1)]
 
     picks = np.unique(picks[(picks >= 1) & (picks <= len(ys) - 2)])
     a, b, c = ys[picks - 1], ys[picks], ys[picks + 1]
@@ -460,10 +456,7 @@ def glottal_cycles(
     amps = b - 0.25 * (a - c) * delta
 
     period_here = (
-        sr
-        / np.where(voiced, f0, np.nan)[
-            np.minimum(np.round(marks[:-1] / hop_length).astype(np.int64), len(f0) - 1)
-        ]
+        sr / np.where(voiced, f0, np.nan)[np.minimum(np.round(marks[:-1] / hop_length).astype(np.int64), len(f0) - 1)]
     )
     with np.errstate(invalid="ignore"):
         ratio = np.diff(marks) / period_here
@@ -703,9 +696,7 @@ def _spectral_flatness_local(
 # stacked features and utterance summary
 
 
-def _prosody_frames(
-    y: np.ndarray, sr: float, fmin: float, fmax: float, hop_length: int | None
-) -> dict[str, Any]:
+def _prosody_frames(y: np.ndarray, sr: float, fmin: float, fmax: float, hop_length: int | None) -> dict[str, Any]:
     """Compute every frame-level track once (shared by features and summary)."""
     if hop_length is None:
         hop_length = _default_hop(sr)

@@ -474,3 +474,28 @@ def test_train_command_builds_a_fusion(tiny_corpus, tmp_path):
         app, ["train", str(tiny_corpus), "--model", "lfcc48-logreg+lfcc47h-flatness7k-gated-svm", "--out", str(out)]
     )
     assert mismatch.exit_code == 2 and "preprocessing" in mismatch.output
+
+
+def test_fusion_members_with_different_frame_configs_do_not_share_frames(tiny_corpus, tmp_path):
+    """v2's SVM fused with its level-split twin: same views and gate, different frame matrices."""
+    from typer.testing import CliRunner
+
+    from voxguard.cli import app
+    from voxguard.features.segmental import SegmentalConfig
+    from voxguard.scan import Scanner
+
+    base = SegmentalConfig(views=("lfcc_4_7k_hann",), gate_db=40.0)
+    assert base.frame_key() == SegmentalConfig(views=base.views, gate_db=40.0, drop_delta_means=True).frame_key()
+    assert base.frame_key() != SegmentalConfig(views=base.views, gate_db=40.0, level_split="halves").frame_key()
+    out = tmp_path / "split.onnx"
+    result = CliRunner().invoke(
+        app,
+        [
+            "train", str(tiny_corpus), "--model", "lfcc47h-flatness7k-gated-svm+lfcc47h-flatness7k-split-svm",
+            "--out", str(out), "--no-lofo", "--no-augment", "--workers", "1",
+        ],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    clip = sorted(tiny_corpus.parent.rglob("*.wav"))[0]
+    res = Scanner(out).scan(clip)  # failed before: the split member got the unsplit member's frames
+    assert 0.0 <= res.probability <= 1.0

@@ -218,6 +218,13 @@ class SegmentalConfig:
         if self.level_split not in LEVEL_SPLITS:
             raise FeatureError(f"level_split must be one of {LEVEL_SPLITS}, got {self.level_split!r}")
 
+    def frame_key(self) -> tuple[object, ...]:
+        """What :func:`frame_matrix` depends on: configs with equal keys can share one frame matrix.
+
+        (``stats`` and ``drop_delta_means`` only change the pooling.)
+        """
+        return (self.views, self.sample_rate, self.gate_db, self.gate_band_hz, self.level_split)
+
     @property
     def hop_length(self) -> int:
         return round(HOP_S * self.sample_rate)

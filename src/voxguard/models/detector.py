@@ -191,7 +191,7 @@ class Detector:
             for member in self.members:
                 cfg = member.segmental
                 assert cfg is not None
-                key = (cfg.views, cfg.sample_rate, cfg.gate_db)
+                key = cfg.frame_key()
                 if key not in frames_by_config:
                     frames_by_config[key] = frame_matrix(y, sr, cfg)
                 columns.append(member.scores_from_frames(frames_by_config[key], bounds))

@@ -145,21 +145,23 @@ def _gate_power(power: np.ndarray, sr: int, band_hz: tuple[float, float] | None)
 
 def _shared_spectrum_views(
     y: np.ndarray, sr: int, cfg: SegmentalConfig
-) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray | None]:
     """The spectrum-based views from a single STFT (the dominant cost of the default model).
 
     Returns the views, the quiet-frame mask of ``cfg.gate_db`` (all False without a gate) and
-    every frame's power (summed over all bins).
+    every frame's power summed over all bins (``None`` when neither the gate nor
+    ``cfg.level_split`` needs it).
     With a gate, the static cepstra of quiet frames are replaced by the nearest speech frame's
     before deltas are taken (:func:`fill_from_nearest`).
     """
     power = spectral.stft_power_frames(y, n_fft=512, hop_length=cfg.hop_length, win_length=round(0.025 * sr))
-    level = _gate_power(power, sr, None)
-    quiet = (
-        quiet_frames(_gate_power(power, sr, cfg.gate_band_hz), cfg.gate_db)
-        if cfg.gate_db is not None
-        else np.zeros(len(power), dtype=bool)
-    )
+    # Whole-spectrum frame power only where the gate or the level split reads it (scanning's hot path).
+    needs_level = cfg.level_split is not None or (cfg.gate_db is not None and cfg.gate_band_hz is None)
+    level = _gate_power(power, sr, None) if needs_level else None
+    quiet = np.zeros(len(power), dtype=bool)
+    if cfg.gate_db is not None:
+        gate_power = level if cfg.gate_band_hz is None else _gate_power(power, sr, cfg.gate_band_hz)
+        quiet = quiet_frames(gate_power, cfg.gate_db)
 
     def cepstra(fmax: float) -> np.ndarray:
         fb = spectral.linear_filterbank(sr, 512, 20, 4000.0, fmax)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,6 +59,18 @@ CNN_PARAMS = (
     ("max_epochs", 20),
 )
 
+# voxguard-v2's recipe: band capped at 7 kHz (resampling-invariant); silence-gated pooling, energy
+# trimming with a margin and a causal DC blocker (invariant to leading/trailing silence).
+_V2_RECIPE = Preset(
+    ("lfcc_4_7k_hann", "band_flatness_7k"),
+    C=3.0,
+    gate_db=40.0,
+    trim_margin_s=0.25,
+    dc_filter="highpass",
+    trim_mode="energy",
+    drop_delta_means=True,
+)
+
 MODEL_PRESETS: dict[str, Preset] = {
     # The comparison of docs/results.md.
     "seed-mfcc-svm": Preset(("mfcc20",)),
@@ -68,29 +81,10 @@ MODEL_PRESETS: dict[str, Preset] = {
     # The seed's proposed "more advanced features": MFCC + LFCC + spectral + prosody + formants.
     "full-features-svm": Preset(("mfcc", "lfcc", "spectral", "prosody")),
     "lfcc48-flatness-cqcc-svm": Preset(("lfcc_4_8k", "band_flatness", "cqcc"), C=3.0),
-    # Band capped at 7 kHz (resampling-invariant); silence-gated pooling, energy trimming with a
-    # margin and a causal DC blocker (invariant to leading/trailing silence). voxguard-v2.
-    "lfcc47h-flatness7k-gated-svm": Preset(
-        ("lfcc_4_7k_hann", "band_flatness_7k"),
-        C=3.0,
-        gate_db=40.0,
-        trim_margin_s=0.25,
-        dc_filter="highpass",
-        trim_mode="energy",
-        drop_delta_means=True,
-    ),
+    "lfcc47h-flatness7k-gated-svm": _V2_RECIPE,  # voxguard-v2
     # voxguard-v2's recipe with the louder and quieter halves of the frames pooled apart (issue 8:
     # the quiet frames' evidence is the first that added noise masks).
-    "lfcc47h-flatness7k-split-svm": Preset(
-        ("lfcc_4_7k_hann", "band_flatness_7k"),
-        C=3.0,
-        gate_db=40.0,
-        trim_margin_s=0.25,
-        dc_filter="highpass",
-        trim_mode="energy",
-        drop_delta_means=True,
-        level_split="halves",
-    ),
+    "lfcc47h-flatness7k-split-svm": dataclasses.replace(_V2_RECIPE, level_split="halves"),
     # Frame models (issue 5): the ASVspoof LFCC-GMM baseline, and a light CNN over the v2 frames
     # with the v2 preprocessing, alone and as the seed's hybrid (CNN embeddings + SVM).
     "lfcc-gmm": Preset(("lfcc",), "gmm"),

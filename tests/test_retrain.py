@@ -205,6 +205,90 @@ def test_retrain_accepts_a_better_model(work: Path, good_base, improving_feedbac
     assert new.scan(fake_lowpass(500), sr=SR).probability > 0.5  # what it knew, it still knows
 
 
+# ----------------------------------------------------------------------------- fusions
+
+
+@pytest.fixture(scope="module")
+def fusion_base(work: Path, good_base) -> Path:
+    """A fusion of two segmental members (4-8 kHz LFCC, and band flatness) on the same corpus."""
+    from voxguard.audio.preprocess import PreprocessConfig
+    from voxguard.evaluate.training import train_fusion
+
+    manifest, _ = good_base
+
+    def member(view: str) -> SegmentalClassifier:
+        return SegmentalClassifier(features=SegmentalConfig(views=(view,)), classifier="svm")
+
+    members = [
+        ("lfcc", member("lfcc_4_8k"), PreprocessConfig()),
+        ("flat", member("band_flatness_7k"), PreprocessConfig()),
+    ]
+    out = work / "fusion" / "fused.onnx"
+    train_fusion(
+        load_dataset(str(manifest)), out, members, name="fused", lofo=False, folds=3, augment=False, workers=1,
+        progress=False,
+    )  # fmt: skip
+    return out
+
+
+def test_service_stores_every_fusion_members_vectors(work: Path, fusion_base: Path) -> None:
+    """A fused model's scans keep each member's vectors side by side; each member reads its own columns."""
+    from voxguard.evaluate.retrain import _vectors_from_audio, stored_vectors
+
+    y = fake_buzz(77)
+    url = give_feedback(fusion_base, work / "fb-fusion-vectors", [(y, "fake")])
+    storage = Storage(url)
+    (scan,) = storage.labelled_scans()
+    storage.close()
+    assert scan.vectors_spec["kind"] == "fusion" and len(scan.vectors_spec["members"]) == 2
+    card = ModelCard.load(card_path(fusion_base))
+    widths = []
+    for member in card.features["members"]:
+        base = load_base_model(fusion_base.parent / member)
+        ex = FeedbackExample(scan.scan_id, scan.file_sha256, scan.label, scan.vectors, scan.vectors_spec)
+        X = stored_vectors(ex, base.spec)
+        assert X is not None and X.shape[1] == base.spec["n_columns"]
+        # The member's columns are what that member computes from the audio itself.
+        np.testing.assert_allclose(X, _vectors_from_audio(wav_bytes(y), base), rtol=1e-4, atol=1e-4)
+        widths.append(X.shape[1])
+    assert scan.vectors.shape[1] == sum(widths)
+    # A model that is neither the fusion nor one of its members gets nothing from these vectors.
+    other = {**load_base_model(fusion_base.parent / card.features["members"][0]).spec, "segment_s": 2.0}
+    assert stored_vectors(FeedbackExample("x", "h", "fake", scan.vectors, scan.vectors_spec), other) is None
+
+
+def test_retrain_a_fusion(work: Path, good_base, fusion_base: Path) -> None:
+    """Every member retrained on the same clips, new fusion weights, members written beside the fusion."""
+    manifest, _ = good_base
+    clips = [(fake_buzz(i), "fake") for i in range(8)] + [(real_hiss(i), "real") for i in range(8)]
+    url = give_feedback(fusion_base, work / "fb-fusion", clips)
+    out = work / "fusion-new" / "fused2.onnx"
+    r = run_cli("--feedback-db", url, "--base-model", str(fusion_base), "--out", str(out),
+                "--corpus", str(manifest), "--no-augment", "--workers", "1")  # fmt: skip
+    assert r.exit_code == 0, r.output
+    card = ModelCard.load(card_path(out))
+    assert card.features["kind"] == "fusion"
+    assert card.features["members"] == ["fused2.lfcc.onnx", "fused2.flat.onnx"]
+    assert card.features["columns"] == ["fused2.lfcc", "fused2.flat"]
+    for member in card.features["members"]:
+        member_card = ModelCard.load(card_path(out.parent / member))
+        assert member_card.features["kind"] == "segmental" and member_card.metrics["grouped_cv"]["clips"] > 16
+    val = card.metrics["retrain_validation"]
+    assert val["accepted"] and val["new_eer"] < val["old_eer"] and val["feedback_clips"] >= 2
+    assert card.training["base_model"] == "fused" and card.training["feedback_files"] == 16
+    assert list(card.output["fusion"]["models"]) == card.features["columns"]
+    old, new = Scanner(fusion_base), Scanner(out)
+    assert new.scan(fake_buzz(500), sr=SR).probability > max(0.5, old.scan(fake_buzz(500), sr=SR).probability)
+    assert new.scan(real_hiss(500), sr=SR).probability < 0.5
+    assert new.scan(fake_lowpass(500), sr=SR).probability > 0.5
+    # The new fusion is itself retrainable: its scans store both new members' vectors.
+    url2 = give_feedback(out, work / "fb-fusion-2", [(fake_buzz(600), "fake")])
+    storage = Storage(url2)
+    (scan,) = storage.labelled_scans()
+    storage.close()
+    assert [m["n_columns"] for m in scan.vectors_spec["members"]] == [120, scan.vectors.shape[1] - 120]
+
+
 # ----------------------------------------------------------------------------- refuse
 
 

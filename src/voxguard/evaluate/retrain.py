@@ -103,6 +103,33 @@ def vector_spec(features: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def fusion_vector_spec(member_features: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The spec of a fusion's stored vectors: its members' vectors side by side, in member order."""
+    return {"kind": "fusion", "members": [vector_spec(f) for f in member_features]}
+
+
+def stored_vectors(example: FeedbackExample, spec: Mapping[str, Any]) -> np.ndarray | None:
+    """The vectors stored with a scan that are rows for a model of ``spec``, or ``None``.
+
+    Either the scan's model had the same spec, or it was a fusion with such a member: then that
+    member's columns of the stored vectors (see :func:`fusion_vector_spec`).
+    """
+    if example.vectors is None or example.vectors_spec is None:
+        return None
+    X = np.asarray(example.vectors, dtype=np.float32)
+    if spec_matches(example.vectors_spec, spec):
+        return X
+    if example.vectors_spec.get("kind") != "fusion" or X.ndim != 2:
+        return None
+    start = 0
+    for member in example.vectors_spec.get("members") or []:
+        width = int(member.get("n_columns") or 0)
+        if spec_matches(member, spec) and width and start + width <= X.shape[1]:
+            return X[:, start : start + width]
+        start += width
+    return None
+
+
 def spec_matches(a: Mapping[str, Any] | None, b: Mapping[str, Any] | None) -> bool:
     """Equal specs, compared as JSON (a spec read back from a database has JSON types)."""
     if a is None or b is None:
@@ -203,16 +230,14 @@ def feedback_rows(
     n_dims = base.spec["n_columns"]
     examples, vectors = [], []
     for ex in latest.values():
-        X: np.ndarray | None = None
-        if ex.vectors is not None and spec_matches(ex.vectors_spec, base.spec):
-            X = np.asarray(ex.vectors, dtype=np.float32)
-        elif ex.audio:
+        X = stored_vectors(ex, base.spec)
+        if X is None and ex.audio:
             try:
                 X = _vectors_from_audio(ex.audio, base)
             except VoxguardError as exc:
                 skipped[f"kept audio unreadable ({exc.code})"] += 1
                 continue
-        else:
+        elif X is None:
             why = "stored vectors are of other features" if ex.vectors is not None else "no stored vectors"
             skipped[f"{why} and no kept audio"] += 1
             continue
@@ -300,6 +325,267 @@ def _write_atomically(path: Path, data: bytes) -> None:
         raise
 
 
+@dataclass
+class _Combined:
+    """The corpus clips, then one item per feedback file, with one row table per model.
+
+    Every table's rows point into ``dataset``; ``has_rows`` marks the clips with rows in all of
+    them (a clip that failed for one member is left out for every member, so a fusion's members
+    are compared and fused on the same clips).
+    """
+
+    dataset: Any
+    tables: list[Any]
+    has_rows: np.ndarray
+    is_feedback: np.ndarray
+    n_corpus: int
+
+
+def _combine(
+    corpus: Any,
+    bases: Sequence[BaseModel],
+    rows: Sequence[FeedbackRows],
+    *,
+    augment: bool,
+    seed: int,
+    workers: int,
+    progress: bool,
+    log: Callable[[str], None],
+) -> _Combined:
+    from voxguard.datasets.base import Dataset, Item
+    from voxguard.models.segmental import SegmentTable, build_segment_table
+
+    corpus_items = list(corpus) if corpus is not None else []
+    examples = rows[0].examples  # the same files, in the same order, for every model
+    fb_items = []
+    for ex in examples:
+        label = _LABELS[ex.label]
+        fb_items.append(
+            Item(
+                path=Path(FEEDBACK_DATASET) / ex.key,
+                label=label,
+                system=FEEDBACK_DATASET if label == "spoof" else "bonafide",
+                family=FEEDBACK_DATASET if label == "spoof" else "bonafide",
+                utt_group=f"sha256:{ex.file_sha256}",
+                dataset=FEEDBACK_DATASET,
+            )
+        )
+    combined = Dataset(corpus_items + fb_items, name="corpus+feedback" if corpus_items else FEEDBACK_DATASET)
+    tables = []
+    has_rows = np.ones(len(combined), dtype=bool)
+    for base, fb in zip(bases, rows, strict=True):
+        X_parts: list[np.ndarray] = []
+        y_parts: list[np.ndarray] = []
+        clip_parts: list[np.ndarray] = []
+        aug_parts: list[np.ndarray] = []
+        if corpus_items:
+            copies = " (with degraded copies)" if augment else ""
+            log(f"corpus: {len(corpus_items)} clips, computing {base.card.name}'s segment vectors{copies}")
+            table = build_segment_table(
+                corpus,
+                base.template,
+                preprocess_config=base.preprocess,
+                augment=augment,
+                # The base model's own augmentation (cards before voxguard-v2 name none: "v1").
+                policy=base.card.training.get("augmentation_policy") or "v1",
+                seed=seed,
+                workers=workers,
+                progress=progress,
+            )
+            if table.failures:
+                log(f"corpus: {len(table.failures)} clips failed and are left out")
+            X_parts.append(table.X)
+            y_parts.append(table.y)
+            clip_parts.append(table.clip)
+            aug_parts.append(table.augmented)
+        for k, (ex, X) in enumerate(zip(fb.examples, fb.vectors, strict=True)):
+            X_parts.append(X)
+            y_parts.append(np.full(len(X), int(ex.label == "fake")))
+            clip_parts.append(np.full(len(X), len(corpus_items) + k))
+            aug_parts.append(np.zeros(len(X), dtype=bool))
+        table = SegmentTable(
+            X=np.vstack(X_parts).astype(np.float32),
+            y=np.concatenate(y_parts).astype(np.int64),
+            clip=np.concatenate(clip_parts).astype(np.int64),
+            augmented=np.concatenate(aug_parts),
+            failures=[],
+            audio_s=0.0,
+        )
+        present = np.zeros(len(combined), dtype=bool)
+        present[np.unique(table.clip)] = True
+        has_rows &= present
+        tables.append(table)
+    is_fb = np.arange(len(combined)) >= len(corpus_items)
+    return _Combined(combined, tables, has_rows, is_fb, len(corpus_items))
+
+
+def _validation_split(c: _Combined, validation_size: float, seed: int) -> tuple[Any, np.ndarray, np.ndarray]:
+    """One grouped split for old and new: feedback grouped by file hash, corpus clips by utt_group."""
+    from voxguard.datasets.splits import group_split
+
+    labels = c.dataset.labels()
+    split = group_split(c.dataset, by="utt_group", test_size=validation_size, seed=seed)
+    val = split.test[c.has_rows[split.test]]
+    train = split.train[c.has_rows[split.train]]
+    y_val = labels[val]
+    if len(val) == 0 or y_val.min() == y_val.max() or labels[train].min() == labels[train].max():
+        raise RetrainError(
+            f"too little data to compare the models: the validation split has {int((y_val == 0).sum())} real and "
+            f"{int((y_val == 1).sum())} fake clips, training {int((labels[train] == 0).sum())} real and "
+            f"{int((labels[train] == 1).sum())} fake; both need both classes"
+        )
+    return split, train, val
+
+
+def _rows_of(table: Any, clips: np.ndarray, *, clean: bool = False) -> np.ndarray:
+    rows = np.isin(table.clip, clips)
+    return rows & ~table.augmented if clean else rows
+
+
+def _restricted(table: Any, rows: np.ndarray) -> Any:
+    from voxguard.models.segmental import SegmentTable
+
+    return SegmentTable(
+        X=table.X[rows],
+        y=table.y[rows],
+        clip=table.clip[rows],
+        augmented=table.augmented[rows],
+        failures=[],
+        audio_s=0.0,
+    )
+
+
+def _compare(
+    c: _Combined,
+    val: np.ndarray,
+    old_scores: np.ndarray,
+    new_scores: np.ndarray,
+    base_card: Any,
+    corpus: Any,
+    tolerance: float,
+    log: Callable[[str], None],
+) -> tuple[float, float, float | None, float | None, bool]:
+    from voxguard.evaluate.training import dataset_fingerprint
+
+    y_val = c.dataset.labels()[val]
+    old_eer, new_eer = _eer(y_val, old_scores), _eer(y_val, new_scores)
+    assert old_eer is not None and new_eer is not None  # both classes checked by _validation_split
+    fb_val = c.is_feedback[val]
+    old_fb, new_fb = _eer(y_val[fb_val], old_scores[fb_val]), _eer(y_val[fb_val], new_scores[fb_val])
+    log(f"old model ({base_card.name}) EER on the validation split: {old_eer * 100:.2f} %")
+    log(f"new model EER on the same split:               {new_eer * 100:.2f} %")
+    if old_fb is not None and new_fb is not None:
+        log(f"  on its feedback clips alone: old {old_fb * 100:.2f} %, new {new_fb * 100:.2f} %")
+    if c.n_corpus and base_card.training.get("data_fingerprint") == dataset_fingerprint(corpus):
+        log(
+            "note: the base model was trained on this corpus, so it has seen the corpus clips of the validation "
+            "split and its EER there is optimistic; the comparison favours keeping it"
+        )
+    return old_eer, new_eer, old_fb, new_fb, bool(new_eer <= old_eer + tolerance + 1e-12)
+
+
+def _log_split(c: _Combined, train: np.ndarray, val: np.ndarray, train_rows: int, log: Callable[[str], None]) -> None:
+    y_val = c.dataset.labels()[val]
+    log(
+        f"validation: {len(val)} clips ({int((y_val == 0).sum())} real, {int((y_val == 1).sum())} fake; "
+        f"{int(c.is_feedback[val].sum())} from feedback), training: {len(train)} clips, {train_rows} segment rows"
+    )
+
+
+def _validation_record(c: _Combined, split: Any, train: np.ndarray, val: np.ndarray, seed: int) -> dict[str, Any]:
+    y_val = c.dataset.labels()[val]
+    return {
+        "clips": int(len(val)),
+        "real": int((y_val == 0).sum()),
+        "fake": int((y_val == 1).sum()),
+        "feedback_clips": int(c.is_feedback[val].sum()),
+        "training_clips": int(len(train)),
+        "split": split.description,
+        "seed": seed,
+    }
+
+
+def _retrained_training(
+    c: _Combined,
+    base: BaseModel,
+    rows: FeedbackRows,
+    table: Any,
+    *,
+    corpus: Any,
+    augment: bool,
+    seed: int,
+    command: str,
+    data_description: str,
+    start: float,
+) -> dict[str, Any]:
+    """The ``training`` block of a retrained model's card."""
+    from voxguard.evaluate.training import dataset_fingerprint
+
+    cnt = rows.counts
+    corpus_text = (data_description or getattr(corpus, "name", "")) if c.n_corpus else ""
+    feedback_text = f"{len(rows.examples)} feedback files ({cnt['real']} real, {cnt['fake']} fake)"
+    return {
+        "data": " + ".join(p for p in (corpus_text, feedback_text) if p),
+        "data_fingerprint": dataset_fingerprint(c.dataset),
+        "base_model": base.card.name,
+        "clips": int(len(c.dataset)),
+        "clips_used": int(c.has_rows.sum()),
+        "feedback_files": len(rows.examples),
+        "feedback_skipped": rows.skipped,
+        "segments": int(table.X.shape[0]),
+        "augmentation": "one degraded copy of every corpus clip (voxguard.augment); none for feedback"
+        if augment and c.n_corpus
+        else "none",
+        "class_weight": base.template.class_weight,
+        "recipe": base.template.recipe(),
+        "augmentation_policy": base.card.training.get("augmentation_policy") if augment and c.n_corpus else None,
+        "seed": seed,
+        "calibration": "Platt scaling on grouped out-of-fold clip scores",
+        "command": command,
+        "wall_s": round(time.perf_counter() - start, 1),
+    }
+
+
+def _grouped_metrics(k: int, summary: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "split": f"grouped {k}-fold by utt_group (feedback: by file hash)",
+        "eer": _finite(summary["pooled_eer"]),
+        "mean_fold_eer": _finite(summary["mean_fold_eer"]),
+        "auc": _finite(summary["auc"]),
+        "clips": summary["clips"],
+    }
+
+
+def _retrain_metrics(
+    validation: dict[str, Any],
+    old_name: str,
+    compared: tuple[float, float, float | None, float | None, bool],
+    force: bool,
+    k: int,
+    summary: dict[str, Any],
+) -> dict[str, Any]:
+    old_eer, new_eer, old_fb, new_fb, accepted = compared
+    return {
+        "retrain_validation": {
+            **{k_: v for k_, v in validation.items() if k_ != "seed"},
+            "old_model": old_name,
+            "old_eer": old_eer,
+            "new_eer": new_eer,
+            "old_feedback_eer": old_fb,
+            "new_feedback_eer": new_fb,
+            "accepted": accepted,
+            "forced": bool(force and not accepted),
+        },
+        "grouped_cv": _grouped_metrics(k, summary),
+    }
+
+
+def _write_card(path: Path, card: Any) -> None:
+    from voxguard.models.onnx_model import card_path
+
+    _write_atomically(card_path(path), (json.dumps(card.to_dict(), indent=2, allow_nan=False) + "\n").encode())
+
+
 def retrain(
     base_model: str | os.PathLike[str],
     feedback: Sequence[FeedbackExample],
@@ -324,7 +610,10 @@ def retrain(
     Parameters
     ----------
     base_model : str or path
-        Shipped model name or ``.onnx`` path of a segmental model.
+        Shipped model name or ``.onnx`` path of a segmental model, or of a fusion of segmental
+        models (``voxguard train --model A+B``): then every member is retrained on the same
+        clips, the fusion weights are fitted again on the new members' grouped out-of-fold
+        scores, and the members are written beside ``out_path`` as ``NAME.LABEL.onnx``.
     feedback : sequence of FeedbackExample
         Labelled scans, oldest feedback first.
     out_path : path
@@ -340,7 +629,8 @@ def retrain(
     force : bool
         Write the new model even when it is worse.
     augment : bool
-        Add one degraded copy of every corpus clip to the training rows (as ``voxguard train``).
+        Add the base model's degraded copies of every corpus clip to the training rows (as
+        ``voxguard train``).
     folds : int
         Grouped folds for the calibration of the final model.
     seed, workers, command, data_description, progress
@@ -355,128 +645,60 @@ def retrain(
     Raises
     ------
     RetrainError
-        Base model not segmental, no usable feedback, or a validation split without both classes.
+        Base model not segmental (nor a fusion of segmental models), no usable feedback, or a
+        validation split without both classes.
     """
-    from voxguard.datasets.base import Dataset, Item
-    from voxguard.datasets.splits import group_split
-    from voxguard.evaluate.protocols import run_protocol
-    from voxguard.evaluate.training import calibrate_oof, dataset_fingerprint
-    from voxguard.models.onnx_model import ModelCard, OnnxModel, card_path
-    from voxguard.models.segmental import SegmentTable, build_segment_table
+    from voxguard.models.onnx_model import ModelCard, card_path
+    from voxguard.models.registry import resolve_model
 
     if not 0 < validation_size < 1:
         raise ValueError("validation_size must be between 0 and 1")
+    path = resolve_model(os.fspath(base_model))
+    if ModelCard.load(card_path(path)).features.get("kind") == "fusion":
+        return _retrain_fusion(
+            path,
+            feedback,
+            Path(out_path),
+            corpus=corpus,
+            name=name,
+            validation_size=validation_size,
+            tolerance=tolerance,
+            force=force,
+            augment=augment,
+            folds=folds,
+            seed=seed,
+            workers=workers,
+            command=command,
+            data_description=data_description,
+            log=log,
+            progress=progress,
+        )
+    from voxguard.evaluate.protocols import run_protocol
+    from voxguard.evaluate.training import calibrate_oof
+    from voxguard.models.onnx_model import OnnxModel
+
     start = time.perf_counter()
     out = Path(out_path)
-    base = load_base_model(base_model)
+    base = load_base_model(path)
     log(f"base model: {base.card.name} ({base.card.model_type})")
     rows = feedback_rows(feedback, base, log=log)
     if not rows.examples:
         raise RetrainError("no usable feedback: no labelled scan has vectors for this model's features or kept audio")
-
-    # The corpus first, then one item per feedback file; table rows point into this combined list.
-    corpus_items: list[Item] = list(corpus) if corpus is not None else []
-    X_parts: list[np.ndarray] = []
-    y_parts: list[np.ndarray] = []
-    clip_parts: list[np.ndarray] = []
-    aug_parts: list[np.ndarray] = []
-    if corpus_items:
-        copies = " (with degraded copies)" if augment else ""
-        log(f"corpus: {len(corpus_items)} clips, computing segment vectors{copies}")
-        table = build_segment_table(
-            corpus,
-            base.template,
-            preprocess_config=base.preprocess,
-            augment=augment,
-            # The base model's own augmentation (cards before voxguard-v2 name none: "v1").
-            policy=base.card.training.get("augmentation_policy") or "v1",
-            seed=seed,
-            workers=workers,
-            progress=progress,
-        )
-        if table.failures:
-            log(f"corpus: {len(table.failures)} clips failed and are left out")
-        X_parts.append(table.X)
-        y_parts.append(table.y)
-        clip_parts.append(table.clip)
-        aug_parts.append(table.augmented)
-    fb_items = []
-    for k, (ex, X) in enumerate(zip(rows.examples, rows.vectors, strict=True)):
-        label = _LABELS[ex.label]
-        fb_items.append(
-            Item(
-                path=Path(FEEDBACK_DATASET) / ex.key,
-                label=label,
-                system=FEEDBACK_DATASET if label == "spoof" else "bonafide",
-                family=FEEDBACK_DATASET if label == "spoof" else "bonafide",
-                utt_group=f"sha256:{ex.file_sha256}",
-                dataset=FEEDBACK_DATASET,
-            )
-        )
-        X_parts.append(X)
-        y_parts.append(np.full(len(X), int(label == "spoof")))
-        clip_parts.append(np.full(len(X), len(corpus_items) + k))
-        aug_parts.append(np.zeros(len(X), dtype=bool))
-    combined = Dataset(corpus_items + fb_items, name="corpus+feedback" if corpus_items else FEEDBACK_DATASET)
-    table = SegmentTable(
-        X=np.vstack(X_parts).astype(np.float32),
-        y=np.concatenate(y_parts).astype(np.int64),
-        clip=np.concatenate(clip_parts).astype(np.int64),
-        augmented=np.concatenate(aug_parts),
-        failures=[],
-        audio_s=0.0,
-    )
-    labels = combined.labels()
-    has_rows = np.zeros(len(combined), dtype=bool)
-    has_rows[np.unique(table.clip)] = True
-    is_fb = np.arange(len(combined)) >= len(corpus_items)
-
-    # One split for both models. Feedback files are grouped by hash, corpus clips by utt_group.
-    split = group_split(combined, by="utt_group", test_size=validation_size, seed=seed)
-    val = split.test[has_rows[split.test]]
-    train = split.train[has_rows[split.train]]
-    y_val = labels[val]
-    if len(val) == 0 or y_val.min() == y_val.max() or labels[train].min() == labels[train].max():
-        raise RetrainError(
-            f"too little data to compare the models: the validation split has {int((y_val == 0).sum())} real and "
-            f"{int((y_val == 1).sum())} fake clips, training {int((labels[train] == 0).sum())} real and "
-            f"{int((labels[train] == 1).sum())} fake; both need both classes"
-        )
-    val_rows = np.isin(table.clip, val) & ~table.augmented
-    train_rows = np.isin(table.clip, train)
-    log(
-        f"validation: {len(val)} clips ({int((y_val == 0).sum())} real, {int((y_val == 1).sum())} fake; "
-        f"{int(is_fb[val].sum())} from feedback), training: {len(train)} clips, {int(train_rows.sum())} segment rows"
-    )
-    old_model = OnnxModel(base.path)
-    old_scores = _clip_mean(old_model.score(table.X[val_rows]), table.clip[val_rows], val)
+    c = _combine(corpus, [base], [rows], augment=augment, seed=seed, workers=workers, progress=progress, log=log)
+    table = c.tables[0]
+    labels = c.dataset.labels()
+    split, train, val = _validation_split(c, validation_size, seed)
+    val_rows = _rows_of(table, val, clean=True)
+    train_rows = _rows_of(table, train)
+    _log_split(c, train, val, int(train_rows.sum()), log)
+    old_scores = _clip_mean(OnnxModel(base.path).score(table.X[val_rows]), table.clip[val_rows], val)
     log("fitting the new model on the training part ...")
-    row_groups = combined.groups("utt_group")[table.clip]
+    row_groups = c.dataset.groups("utt_group")[table.clip]
     new_model = base.new_classifier().fit(table.X[train_rows], table.y[train_rows], row_groups[train_rows])
     new_scores = _clip_mean(new_model.decision_function(table.X[val_rows]), table.clip[val_rows], val)
-    old_eer, new_eer = _eer(y_val, old_scores), _eer(y_val, new_scores)
-    assert old_eer is not None and new_eer is not None  # both classes checked above
-    fb_val = is_fb[val]
-    old_fb, new_fb = _eer(y_val[fb_val], old_scores[fb_val]), _eer(y_val[fb_val], new_scores[fb_val])
-    log(f"old model ({base.card.name}) EER on the validation split: {old_eer * 100:.2f} %")
-    log(f"new model EER on the same split:               {new_eer * 100:.2f} %")
-    if old_fb is not None and new_fb is not None:
-        log(f"  on its feedback clips alone: old {old_fb * 100:.2f} %, new {new_fb * 100:.2f} %")
-    if corpus_items and base.card.training.get("data_fingerprint") == dataset_fingerprint(corpus):
-        log(
-            "note: the base model was trained on this corpus, so it has seen the corpus clips of the validation "
-            "split and its EER there is optimistic; the comparison favours keeping it"
-        )
-    accepted = bool(new_eer <= old_eer + tolerance + 1e-12)
-    validation = {
-        "clips": int(len(val)),
-        "real": int((y_val == 0).sum()),
-        "fake": int((y_val == 1).sum()),
-        "feedback_clips": int(fb_val.sum()),
-        "training_clips": int(len(train)),
-        "split": split.description,
-        "seed": seed,
-    }
+    compared = _compare(c, val, old_scores, new_scores, base.card, corpus, tolerance, log)
+    old_eer, new_eer, old_fb, new_fb, accepted = compared
+    validation = _validation_record(c, split, train, val, seed)
     result = RetrainResult(
         accepted=accepted,
         written=False,
@@ -494,11 +716,11 @@ def retrain(
         log("the new model is worse, but --force: writing it anyway")
 
     # The final model: every clip, calibrated on grouped out-of-fold scores (never training scores).
-    n_groups = len(np.unique(combined.groups("utt_group")[has_rows]))
+    n_groups = len(np.unique(c.dataset.groups("utt_group")[c.has_rows]))
     k = max(2, min(folds, n_groups))
-    log(f"final model: fitting on all {int(has_rows.sum())} clips, calibrating on grouped {k}-fold scores ...")
+    log(f"final model: fitting on all {int(c.has_rows.sum())} clips, calibrating on grouped {k}-fold scores ...")
     grouped = run_protocol(
-        combined, table, base.new_classifier, protocol="grouped", folds=k, seed=seed, name="retrained", log=log
+        c.dataset, table, base.new_classifier, protocol="grouped", folds=k, seed=seed, name="retrained", log=log
     )
     calibration, _, thresholds = calibrate_oof(grouped.scores, labels)
     final = base.new_classifier().fit(table.X, table.y, row_groups)
@@ -506,54 +728,24 @@ def retrain(
     onx, output = final.to_onnx(probe)
     output |= {"meaning": "decision value, higher = more likely fake", "calibration": calibration}
     output["thresholds"] = thresholds
-    summary = grouped.summary(labels)
-    c = rows.counts
-    corpus_text = (data_description or getattr(corpus, "name", "")) if corpus_items else ""
-    feedback_text = f"{len(rows.examples)} feedback files ({c['real']} real, {c['fake']} fake)"
     card = ModelCard(
         name=name or out.name.removesuffix(".onnx"),
         model_type=final.describe(),
         features=dict(base.card.features),  # unchanged: the service and a later retrain read the same vectors
         output=output,
-        training={
-            "data": " + ".join(p for p in (corpus_text, feedback_text) if p),
-            "data_fingerprint": dataset_fingerprint(combined),
-            "base_model": base.card.name,
-            "clips": int(len(combined)),
-            "clips_used": int(has_rows.sum()),
-            "feedback_files": len(rows.examples),
-            "feedback_skipped": rows.skipped,
-            "segments": int(table.X.shape[0]),
-            "augmentation": "one degraded copy of every corpus clip (voxguard.augment); none for feedback"
-            if augment and corpus_items
-            else "none",
-            "class_weight": base.template.class_weight,
-            "recipe": base.template.recipe(),
-            "augmentation_policy": base.card.training.get("augmentation_policy") if augment and corpus_items else None,
-            "seed": seed,
-            "calibration": "Platt scaling on grouped out-of-fold clip scores",
-            "command": command,
-            "wall_s": round(time.perf_counter() - start, 1),
-        },
-        metrics={
-            "retrain_validation": {
-                **{k_: v for k_, v in validation.items() if k_ != "seed"},
-                "old_model": base.card.name,
-                "old_eer": old_eer,
-                "new_eer": new_eer,
-                "old_feedback_eer": old_fb,
-                "new_feedback_eer": new_fb,
-                "accepted": accepted,
-                "forced": bool(force and not accepted),
-            },
-            "grouped_cv": {
-                "split": f"grouped {k}-fold by utt_group (feedback: by file hash)",
-                "eer": _finite(summary["pooled_eer"]),
-                "mean_fold_eer": _finite(summary["mean_fold_eer"]),
-                "auc": _finite(summary["auc"]),
-                "clips": summary["clips"],
-            },
-        },
+        training=_retrained_training(
+            c,
+            base,
+            rows,
+            table,
+            corpus=corpus,
+            augment=augment,
+            seed=seed,
+            command=command,
+            data_description=data_description,
+            start=start,
+        ),
+        metrics=_retrain_metrics(validation, base.card.name, compared, force, k, grouped.summary(labels)),
         created=date.today().isoformat(),
         voxguard_version=__version__,
         notes=[
@@ -562,9 +754,222 @@ def retrain(
         ],
     )
     _write_atomically(out, onx)
-    _write_atomically(card_path(out), (json.dumps(card.to_dict(), indent=2, allow_nan=False) + "\n").encode())
+    _write_card(out, card)
     log(f"wrote {out} (and {card_path(out).name})")
     result.written = True
     result.model_path = out
     result.card = card
+    return result
+
+
+def _common_feedback(rows: Sequence[FeedbackRows]) -> list[FeedbackRows]:
+    """The files usable for every member, in the first member's order (one dataset for all)."""
+    keys = set.intersection(*({e.file_sha256 for e in r.examples} for r in rows))
+    order = [e.file_sha256 for e in rows[0].examples if e.file_sha256 in keys]
+    out = []
+    for r in rows:
+        by_key = {e.file_sha256: (e, X) for e, X in zip(r.examples, r.vectors, strict=True)}
+        skipped = dict(r.skipped)
+        if len(r.examples) > len(order):
+            skipped["not usable for every fusion member"] = len(r.examples) - len(order)
+        out.append(FeedbackRows([by_key[k][0] for k in order], [by_key[k][1] for k in order], skipped))
+    return out
+
+
+def _retrain_fusion(
+    path: Path,
+    feedback: Sequence[FeedbackExample],
+    out: Path,
+    *,
+    corpus: Any,
+    name: str | None,
+    validation_size: float,
+    tolerance: float,
+    force: bool,
+    augment: bool,
+    folds: int,
+    seed: int,
+    workers: int,
+    command: str,
+    data_description: str,
+    log: Callable[[str], None],
+    progress: bool,
+) -> RetrainResult:
+    """:func:`retrain` for a fusion: every member on the same clips, then new fusion weights.
+
+    Old and new are compared as fusions on one validation split: the old members with the old
+    weights, the new members (fitted on the training part) with weights fitted on their grouped
+    out-of-fold scores over the training part. The written fusion's weights and calibration come
+    from grouped out-of-fold scores over every clip, as in ``voxguard train``.
+    """
+    from voxguard.evaluate.fusion import FusionWeights, fit_fusion, fuse_protocol, fusion_to_onnx
+    from voxguard.evaluate.protocols import run_protocol
+    from voxguard.evaluate.training import calibrate_oof, dataset_fingerprint
+    from voxguard.models.onnx_model import ModelCard, OnnxModel, card_path
+
+    start = time.perf_counter()
+    card = ModelCard.load(card_path(path))
+    member_files = [str(m) for m in card.features.get("members") or []]
+    if len(member_files) < 2:
+        raise RetrainError(f"fusion model {card.name!r} names fewer than two members")
+    bases = []
+    for member in member_files:
+        try:
+            bases.append(load_base_model(path.parent / member))
+        except RetrainError as exc:
+            raise RetrainError(f"fusion model {card.name!r}: member {member}: {exc.message}") from None
+    log(f"base model: {card.name} (fusion of {', '.join(b.card.name for b in bases)})")
+    rows = _common_feedback([feedback_rows(feedback, b, log=log) for b in bases])
+    if not rows[0].examples:
+        raise RetrainError("no usable feedback: no labelled scan has vectors for every member's features or kept audio")
+    c = _combine(corpus, bases, rows, augment=augment, seed=seed, workers=workers, progress=progress, log=log)
+    labels = c.dataset.labels()
+    split, train, val = _validation_split(c, validation_size, seed)
+    _log_split(c, train, val, int(_rows_of(c.tables[0], train).sum()), log)
+    row_groups = [c.dataset.groups("utt_group")[t.clip] for t in c.tables]
+    n_groups = len(np.unique(c.dataset.groups("utt_group")[train]))
+    k_train = max(2, min(folds, n_groups))
+
+    old_cols, new_cols, oof_cols = [], [], []
+    for base, table, groups in zip(bases, c.tables, row_groups, strict=True):
+        val_rows = _rows_of(table, val, clean=True)
+        train_rows = _rows_of(table, train)
+        old_cols.append(_clip_mean(OnnxModel(base.path).score(table.X[val_rows]), table.clip[val_rows], val))
+        log(f"fitting the new {base.card.name} on the training part ...")
+        model = base.new_classifier().fit(table.X[train_rows], table.y[train_rows], groups[train_rows])
+        new_cols.append(_clip_mean(model.decision_function(table.X[val_rows]), table.clip[val_rows], val))
+        # Out-of-fold scores of the training clips alone (validation clips have no rows here).
+        oof = run_protocol(
+            c.dataset, _restricted(table, train_rows), base.new_classifier, protocol="grouped", folds=k_train, seed=seed
+        )
+        oof_cols.append(oof.scores)
+    old_weights = FusionWeights(**{k: v for k, v in card.output["fusion"].items()})
+    oof_scores = np.column_stack(oof_cols)
+    fit_rows = np.isfinite(oof_scores).all(axis=1)
+    new_weights = fit_fusion(oof_scores[fit_rows], labels[fit_rows], [b.card.name for b in bases])
+    compared = _compare(
+        c,
+        val,
+        old_weights.apply(np.column_stack(old_cols)),
+        new_weights.apply(np.column_stack(new_cols)),
+        card,
+        corpus,
+        tolerance,
+        log,
+    )
+    old_eer, new_eer, old_fb, new_fb, accepted = compared
+    validation = _validation_record(c, split, train, val, seed)
+    result = RetrainResult(
+        accepted=accepted,
+        written=False,
+        old_eer=old_eer,
+        new_eer=new_eer,
+        old_feedback_eer=old_fb,
+        new_feedback_eer=new_fb,
+        validation=validation,
+        feedback=rows[0],
+    )
+    if not accepted and not force:
+        log(f"refused: the new model is worse ({new_eer * 100:.2f} % > {old_eer * 100:.2f} %); nothing written")
+        return result
+    if not accepted:
+        log("the new model is worse, but --force: writing it anyway")
+
+    # The final members on every clip; weights and calibration from grouped out-of-fold scores.
+    n_all = len(np.unique(c.dataset.groups("utt_group")[c.has_rows]))
+    k = max(2, min(folds, n_all))
+    log(f"final models: fitting on all {int(c.has_rows.sum())} clips, fusing on grouped {k}-fold scores ...")
+    stem = out.name.removesuffix(".onnx")
+    fused_name = name or stem
+    written: list[tuple[Path, bytes, Any]] = []
+    grouped_results, member_names, member_metrics = [], [], {}
+    for base, table, groups, member in zip(bases, c.tables, row_groups, member_files, strict=True):
+        label = member.removesuffix(".onnx").rsplit(".", 1)[-1]
+        member_name = f"{fused_name}.{label}"
+        both = _rows_of(table, np.flatnonzero(c.has_rows))
+        table = _restricted(table, both)
+        grouped = run_protocol(
+            c.dataset, table, base.new_classifier, protocol="grouped", folds=k, seed=seed, name=member_name, log=log
+        )
+        grouped_results.append(grouped)
+        calibration, _, thresholds = calibrate_oof(grouped.scores, labels)
+        final = base.new_classifier().fit(table.X, table.y, groups[both])
+        probe = table.X[:: max(1, len(table.X) // 256)][:256]
+        onx, output = final.to_onnx(probe)
+        output |= {"meaning": "decision value, higher = more likely fake", "calibration": calibration}
+        output["thresholds"] = thresholds
+        member_card = ModelCard(
+            name=member_name,
+            model_type=final.describe(),
+            features=dict(base.card.features),
+            output=output,
+            training=_retrained_training(
+                c,
+                base,
+                rows[0],
+                table,
+                corpus=corpus,
+                augment=augment,
+                seed=seed,
+                command=command,
+                data_description=data_description,
+                start=start,
+            ),
+            metrics={"grouped_cv": _grouped_metrics(k, grouped.summary(labels))},
+            created=date.today().isoformat(),
+            voxguard_version=__version__,
+            notes=[f"Member of {fused_name}, retrained from {base.card.name} with user feedback (voxguard retrain)."],
+        )
+        member_names.append(member_name)
+        member_metrics[member_name] = member_card.metrics
+        written.append((out.with_name(f"{stem}.{label}.onnx"), onx, member_card))
+    fused = fuse_protocol(c.dataset, grouped_results, folds=k, seed=seed, name=fused_name)
+    calibration, _, thresholds = calibrate_oof(fused.scores, labels)
+    member_oof = np.column_stack([g.scores for g in grouped_results])
+    have = np.isfinite(member_oof).all(axis=1)
+    weights = fit_fusion(member_oof[have], labels[have], member_names)
+    features = dict(card.features) | {"members": [p.name for p, _, _ in written], "columns": member_names}
+    output = dict(card.output) | {"fusion": weights.to_dict(), "calibration": calibration, "thresholds": thresholds}
+    fused_card = ModelCard(
+        name=fused_name,
+        model_type=card.model_type,
+        features=features,
+        output=output,
+        training={
+            "data": member_card.training["data"],  # the same clips for every member
+            "data_fingerprint": dataset_fingerprint(c.dataset),
+            "base_model": card.name,
+            "clips": int(len(c.dataset)),
+            "clips_used": int(c.has_rows.sum()),
+            "feedback_files": len(rows[0].examples),
+            "feedback_skipped": rows[0].skipped,
+            "members": member_metrics,
+            "augmentation_policy": bases[0].card.training.get("augmentation_policy")
+            if augment and c.n_corpus
+            else None,
+            "fusion": "class-balanced logistic regression on standardised member clip scores, fitted on the "
+            "members' grouped out-of-fold scores",
+            "seed": seed,
+            "calibration": "Platt scaling on stacked grouped out-of-fold fused clip scores",
+            "command": command,
+            "wall_s": round(time.perf_counter() - start, 1),
+        },
+        metrics=_retrain_metrics(validation, card.name, compared, force, k, fused.summary(labels)),
+        created=date.today().isoformat(),
+        voxguard_version=__version__,
+        notes=[
+            f"Retrained from {card.name} with user feedback (voxguard retrain): every member, then the fusion.",
+            "Feedback labels are users' claims; a wrong or malicious label is trained on like any other.",
+        ],
+    )
+    # Members first, the fusion last: a fusion file never names members that are not written yet.
+    for member_path, onx, member_card in written:
+        _write_atomically(member_path, onx)
+        _write_card(member_path, member_card)
+    _write_atomically(out, fusion_to_onnx(weights))
+    _write_card(out, fused_card)
+    log(f"wrote {out} (and {card_path(out).name}; members {', '.join(p.name for p, _, _ in written)})")
+    result.written = True
+    result.model_path = out
+    result.card = fused_card
     return result

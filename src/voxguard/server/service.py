@@ -24,7 +24,7 @@ import numpy as np
 
 from voxguard.audio import iter_blocks, probe
 from voxguard.errors import TooLongError
-from voxguard.evaluate.retrain import vector_spec
+from voxguard.evaluate.retrain import fusion_vector_spec, vector_spec
 from voxguard.scan import Scanner, ScanResult
 from voxguard.server.errors import BadRequestError, BusyError, ScanTimeoutError
 from voxguard.server.settings import Settings
@@ -78,44 +78,67 @@ class _RecordingModel:
         return self._model.score(X)
 
 
-def recording_scanner(scanner: Scanner) -> tuple[Scanner, _RecordingModel | None]:
+def recording_scanner(scanner: Scanner) -> tuple[Scanner, list[_RecordingModel] | None]:
     """A per-scan copy of ``scanner`` that keeps the segment vectors its model scores.
 
-    Only for segmental detectors scanning at their training segment length: those vectors are
-    training rows for the same model (``voxguard retrain``). The copies are shallow, so the loaded
-    ONNX session is shared and the scanner used by other threads is never modified.
+    Only for segmental detectors scanning at their training segment length, or fusions of them
+    (then every member's vectors are kept): those vectors are training rows for the same model
+    (``voxguard retrain``). The copies are shallow, so the loaded ONNX sessions are shared and the
+    scanner used by other threads is never modified.
     """
     detector = scanner.detector
-    model = getattr(detector, "model", None)
-    if getattr(detector, "segmental", None) is None or model is None:
-        return scanner, None
-    if getattr(detector, "frame_input", False) or getattr(detector, "members", None):
-        # Frame models score crops of frame features: far larger than pooled vectors and closer
-        # to a recording, so they are not kept (retraining such a model uses kept audio); a
-        # fusion's own input is its members' scores, not features.
+    if getattr(detector, "segmental", None) is None or getattr(detector, "model", None) is None:
         return scanner, None
     if not math.isclose(scanner.segment_s, detector.segment_s):
         return scanner, None
-    recorder = _RecordingModel(model)
+    members = list(getattr(detector, "members", None) or [])
+    # Frame models score crops of frame features: far larger than pooled vectors and closer to
+    # a recording, so they are not kept (retraining such a model uses kept audio).
+    if any(getattr(d, "frame_input", False) for d in [detector, *members]):
+        return scanner, None
     det = copy.copy(detector)
-    det.model = recorder  # type: ignore[attr-defined]
+    if members:
+        # A fusion's own input is its members' scores: keep what each member scores instead.
+        det.members = [copy.copy(m) for m in members]  # type: ignore[attr-defined]
+        recorders = [_RecordingModel(m.model) for m in members]
+        for member, recorder in zip(det.members, recorders, strict=True):  # type: ignore[attr-defined]
+            member.model = recorder
+    else:
+        recorders = [_RecordingModel(detector.model)]
+        det.model = recorders[0]  # type: ignore[attr-defined]
     scan_copy = copy.copy(scanner)
     scan_copy.detector = det
-    return scan_copy, recorder
+    return scan_copy, recorders
 
 
-def recorded_vectors(recorder: _RecordingModel | None, n_segments: int) -> np.ndarray | None:
+def recorded_vectors(recorders: list[_RecordingModel] | None, n_segments: int) -> np.ndarray | None:
     """The recorded vectors when they are one row per timeline segment, else ``None``.
 
     Whole-file and streamed scans both score each segment once, in timeline order; should a
-    scoring path ever not, nothing is stored rather than rows misaligned with the timeline.
+    scoring path ever not, nothing is stored rather than rows misaligned with the timeline. A
+    fusion's members' vectors are stored side by side, in member order (see
+    :func:`stored_vector_spec`).
     """
-    if recorder is None or not recorder.rows or n_segments == 0:
+    if not recorders or n_segments == 0:
         return None
-    X = np.vstack(recorder.rows)
-    if X.shape[0] != n_segments or not np.all(np.isfinite(X)):
-        return None
-    return X
+    blocks = []
+    for recorder in recorders:
+        if not recorder.rows:
+            return None
+        X = np.vstack(recorder.rows)
+        if X.shape[0] != n_segments or not np.all(np.isfinite(X)):
+            return None
+        blocks.append(X)
+    return np.hstack(blocks)
+
+
+def stored_vector_spec(detector: Any) -> dict[str, Any] | None:
+    """The :func:`~voxguard.evaluate.retrain.vector_spec` of what :func:`recorded_vectors` returns."""
+    members = getattr(detector, "members", None) or []
+    if members:
+        return fusion_vector_spec([m.model.card.features for m in members])
+    card = getattr(getattr(detector, "model", None), "card", None)
+    return vector_spec(card.features) if card is not None else None
 
 
 class _Slot:
@@ -222,7 +245,6 @@ class Service:
         out["path"] = upload.filename
         sha = upload.sha256
         vectors = recorded_vectors(recorder, len(result.timeline.starts_s))
-        card = getattr(getattr(scanner.detector, "model", None), "card", None)
         stored = self.storage.add_scan(
             model=result.model,
             file_sha256=sha,
@@ -231,7 +253,7 @@ class Service:
             features=segment_features(result),
             audio=upload.data if self.settings.keep_audio else None,
             vectors=vectors,
-            vectors_spec=vector_spec(card.features) if vectors is not None and card is not None else None,
+            vectors_spec=stored_vector_spec(scanner.detector) if vectors is not None else None,
         )
         return {"id": stored["id"], "created": stored["created"], "sha256": sha, **out}
 

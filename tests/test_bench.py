@@ -33,13 +33,21 @@ def _default_views() -> tuple[str, ...]:
     return Detector.load(resolve_model()).segmental.views
 
 
+def _default_is_pooled() -> bool:
+    """A plain segmental default has pooling and ONNX stages; a fusion or frame model one model stage."""
+    from voxguard.models.detector import Detector
+    from voxguard.models.registry import resolve_model
+
+    det = Detector.load(resolve_model())
+    return not (det.members or det.frame_input)
+
+
 EXPECTED = {
     "decode (voxguard.audio.load)",
     "preprocess (canonical)",
     *(f"features: {view}" for view in _default_views()),  # one row per view of the default model
     "features: all views",
-    "pooling (segment mean/std)",
-    "ONNX inference",
+    *(("pooling (segment mean/std)", "ONNX inference") if _default_is_pooled() else ("model (crops/members + ONNX)",)),
     SCAN_STAGE,
     "seed-svm via voxguard (deepvoice + ONNX)",
     "seed-svm scan (load_detector('seed-svm').scan)",

@@ -146,7 +146,7 @@ def test_recipe_from_card_reads_the_shipped_model():
     from voxguard.models.onnx_model import ModelCard, card_path
     from voxguard.models.registry import resolve_model
 
-    card = ModelCard.load(card_path(resolve_model()))
+    card = ModelCard.load(card_path(resolve_model("voxguard-v2")))  # a segmental shipped model
     recipe = rb.recipe_from_card(card)
     assert recipe.features.views == tuple(card.features["segmental"]["views"])
     assert recipe.classifier == "svm" and recipe.C > 0

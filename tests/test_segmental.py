@@ -10,7 +10,7 @@ import pytest
 from signals import make_clip, speechlike, write_tiny_corpus
 from voxguard.audio import segment_bounds
 from voxguard.errors import FeatureError
-from voxguard.features.segmental import SegmentalConfig, frame_matrix, segment_vectors
+from voxguard.features.segmental import SegmentalConfig, frame_matrices, frame_matrix, segment_vectors
 
 SR = 16_000
 
@@ -320,3 +320,32 @@ def test_augmentation_policy_specs_and_copies(tmp_path):
     assert clean > 0 and augmented >= 1.5 * clean  # two degraded copies per clip (lengths may differ a little)
     with pytest.raises(VoxguardError, match="augmentation policy"):
         build_segment_table(dataset, model, policy="nope*2", workers=1, progress=False)
+
+
+def test_frame_matrices_equal_frame_matrix_with_one_stft_per_split_free_key(monkeypatch) -> None:
+    """A fusion's members that differ only in level_split share one STFT (voxguard-v3's two SVMs)."""
+    import dataclasses
+
+    from voxguard.features import spectral
+
+    sr = 16_000
+    y = np.concatenate([np.zeros(sr // 2, np.float32), speechlike(sr, 3.0, seed=5)])
+    base = SegmentalConfig(views=("lfcc_4_7k_hann", "band_flatness_7k"), gate_db=40.0)
+    configs = [
+        base,
+        dataclasses.replace(base, level_split="halves"),
+        dataclasses.replace(base, level_split="loud"),
+        dataclasses.replace(base, gate_db=None),
+        base,
+    ]
+    expected = [frame_matrix(y, sr, cfg) for cfg in configs]
+    calls = []
+    original = spectral.stft_power_frames
+    monkeypatch.setattr(spectral, "stft_power_frames", lambda *a, **k: calls.append(1) or original(*a, **k))
+    got = frame_matrices(y, sr, configs)
+    assert len(calls) == 2  # the gated group (3 configs) and the ungated one
+    for want, have in zip(expected, got, strict=True):
+        np.testing.assert_array_equal(have, want)
+    assert got[1].shape[0] == 2 * got[0].shape[0] and np.isnan(got[1]).any()
+    with pytest.raises(FeatureError):
+        frame_matrices(y, 22_050, [base])

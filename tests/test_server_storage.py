@@ -39,6 +39,7 @@ from voxguard.evaluate.retrain import vector_spec
 from voxguard.models.onnx_model import OnnxModel
 from voxguard.server import Settings, create_app
 from voxguard.server import storage as st
+from voxguard.server.service import stored_vector_spec
 
 SR = 16_000
 
@@ -328,10 +329,27 @@ def test_service_on_database(db_url: str, tmp_path: Path, scanner: voxguard.Scan
     assert scored.file_sha256 == body["sha256"] and scored.label == "fake"
     assert scored.vectors is not None and scored.vectors.shape[0] == len(body["timeline"])
     model = OnnxModel(scanner.model_path)
-    assert scored.vectors_spec == vector_spec(model.card.features)
-    # the stored rows are exactly what the model scored for the timeline
+    det = scanner.detector
+    assert scored.vectors_spec == stored_vector_spec(det)
+    # the stored rows are exactly what the model scored for the timeline (a fusion: each
+    # member's columns through that member, then the fusion graph)
+    if det.members:
+        assert scored.vectors_spec == {
+            "kind": "fusion",
+            "members": [vector_spec(m.model.card.features) for m in det.members],
+        }
+        widths = [len(m.model.card.features["columns"]) for m in det.members]
+        edges = np.cumsum([0, *widths])
+        assert scored.vectors.shape[1] == edges[-1]
+        columns = [
+            m.model.score(scored.vectors[:, a:b]) for m, a, b in zip(det.members, edges[:-1], edges[1:], strict=True)
+        ]
+        rescored = model.score(np.column_stack(columns))
+    else:
+        assert scored.vectors_spec == vector_spec(model.card.features)
+        rescored = model.score(scored.vectors)
     stored_scores = [seg["score"] for seg in body["timeline"]]
-    np.testing.assert_allclose(model.score(scored.vectors), stored_scores, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(rescored, stored_scores, rtol=1e-4, atol=1e-4)
     assert rows[other["id"]].vectors is None
 
 

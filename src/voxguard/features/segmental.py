@@ -225,7 +225,11 @@ class SegmentalConfig:
 
         (``stats`` and ``drop_delta_means`` only change the pooling.)
         """
-        return (self.views, self.sample_rate, self.gate_db, self.gate_band_hz, self.level_split)
+        return (*self.split_free_frame_key(), self.level_split)
+
+    def split_free_frame_key(self) -> tuple[object, ...]:
+        """:meth:`frame_key` without ``level_split``: what the frames *before* the split depend on."""
+        return (self.views, self.sample_rate, self.gate_db, self.gate_band_hz)
 
     @property
     def hop_length(self) -> int:
@@ -270,6 +274,37 @@ class SegmentalConfig:
         )
 
 
+def _frames_before_split(
+    y: np.ndarray, sr: int, cfg: SegmentalConfig
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """The gated frame matrix of ``cfg``'s views, its quiet-frame mask and frame power (see
+    :func:`_shared_spectrum_views`), before any ``level_split``."""
+    table = _view_functions(cfg.hop_length)
+    shared: dict[str, np.ndarray] = {}
+    quiet = level = None
+    if set(cfg.views) & SHARED_SPECTRUM_VIEWS or cfg.gate_db is not None or cfg.level_split is not None:
+        shared, quiet, level = _shared_spectrum_views(y, sr, cfg)
+    blocks = [shared[view] if view in shared else table[view][0](y, sr) for view in cfg.views]
+    n = min(b.shape[1] for b in blocks)
+    frames = np.concatenate([b[:, :n] for b in blocks], axis=0).astype(np.float32, copy=False)
+    if quiet is not None and quiet[:n].any():
+        frames[:, quiet[:n]] = np.nan
+    return frames, None if quiet is None else quiet[:n], None if level is None else level[:n]
+
+
+def _split_by_level(
+    frames: np.ndarray, quiet: np.ndarray | None, level: np.ndarray | None, level_split: str | None
+) -> np.ndarray:
+    if level_split is None or level is None or quiet is None:
+        return frames
+    kept = ~quiet
+    loud = level >= np.median(level[kept] if kept.any() else level)
+    loud_pool = np.where(loud, frames, np.nan)
+    # Row blocks in the order of frame_names(): "@loud", "@quiet" or "@all", "@loud".
+    pools = [loud_pool, np.where(loud, np.nan, frames)] if level_split == "halves" else [frames, loud_pool]
+    return np.concatenate(pools, axis=0).astype(np.float32, copy=False)
+
+
 def frame_matrix(y: np.ndarray, sr: int, config: SegmentalConfig | None = None) -> np.ndarray:
     """Stacked frame features of all views.
 
@@ -287,26 +322,33 @@ def frame_matrix(y: np.ndarray, sr: int, config: SegmentalConfig | None = None) 
     cfg = config or SegmentalConfig()
     if sr != cfg.sample_rate:
         raise FeatureError(f"expected a signal at {cfg.sample_rate} Hz, got {sr} Hz")
-    table = _view_functions(cfg.hop_length)
-    shared: dict[str, np.ndarray] = {}
-    quiet = level = None
-    if set(cfg.views) & SHARED_SPECTRUM_VIEWS or cfg.gate_db is not None or cfg.level_split is not None:
-        shared, quiet, level = _shared_spectrum_views(y, sr, cfg)
-    blocks = [shared[view] if view in shared else table[view][0](y, sr) for view in cfg.views]
-    n = min(b.shape[1] for b in blocks)
-    frames = np.concatenate([b[:, :n] for b in blocks], axis=0).astype(np.float32, copy=False)
-    if quiet is not None and quiet[:n].any():
-        frames[:, quiet[:n]] = np.nan
-    if cfg.level_split is not None and level is not None:
-        kept = ~quiet[:n]
-        lv = level[:n]
-        loud = lv >= np.median(lv[kept] if kept.any() else lv)
-        loud_pool = np.where(loud, frames, np.nan)
-        # Row blocks in the order of frame_names(): "@loud", "@quiet" or "@all", "@loud".
-        halves = cfg.level_split == "halves"
-        pools = [loud_pool, np.where(loud, np.nan, frames)] if halves else [frames, loud_pool]
-        frames = np.concatenate(pools, axis=0).astype(np.float32, copy=False)
-    return frames
+    return _split_by_level(*_frames_before_split(y, sr, cfg), cfg.level_split)
+
+
+def frame_matrices(y: np.ndarray, sr: int, configs: Sequence[SegmentalConfig]) -> list[np.ndarray]:
+    """:func:`frame_matrix` for each of ``configs``, computing what they share once.
+
+    Configs with equal :meth:`SegmentalConfig.frame_key` share one matrix, and configs that differ
+    only in ``level_split`` share one STFT and frame matrix before the split (a fusion of a model
+    pooling all frames and one pooling the louder and quieter frames apart costs one feature pass).
+
+    Returns
+    -------
+    list of np.ndarray, one per config, each exactly ``frame_matrix(y, sr, config)``
+    """
+    for cfg in configs:
+        if sr != cfg.sample_rate:
+            raise FeatureError(f"expected a signal at {cfg.sample_rate} Hz, got {sr} Hz")
+    base: dict[tuple[object, ...], tuple[np.ndarray, np.ndarray | None, np.ndarray | None]] = {}
+    out = []
+    for cfg in configs:
+        key = cfg.split_free_frame_key()
+        if key not in base:
+            # Any level split of this group needs the frame power: compute it with the first such config.
+            splitting = [c for c in configs if c.split_free_frame_key() == key and c.level_split is not None]
+            base[key] = _frames_before_split(y, sr, splitting[0] if splitting else cfg)
+        out.append(_split_by_level(*base[key], cfg.level_split))
+    return out
 
 
 def pool_segments(frames: np.ndarray, bounds: np.ndarray, config: SegmentalConfig) -> np.ndarray:

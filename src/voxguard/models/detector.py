@@ -21,7 +21,7 @@ import numpy as np
 
 from voxguard.audio import Audio, AudioSource, PreprocessConfig, SpeechActivity, from_array, load, preprocess
 from voxguard.errors import ModelError
-from voxguard.features.segmental import SegmentalConfig, frame_matrix, pool_segments, segment_crops
+from voxguard.features.segmental import SegmentalConfig, frame_matrices, frame_matrix, pool_segments, segment_crops
 from voxguard.models.onnx_model import OnnxModel
 
 
@@ -185,16 +185,13 @@ class Detector:
         """
         if self.members:
             # Each member scores the same segments of the same prepared signal; frame features
-            # are computed once per distinct frame configuration.
-            frames_by_config: dict[tuple, np.ndarray] = {}
-            columns = []
-            for member in self.members:
-                cfg = member.segmental
-                assert cfg is not None
-                key = cfg.frame_key()
-                if key not in frames_by_config:
-                    frames_by_config[key] = frame_matrix(y, sr, cfg)
-                columns.append(member.scores_from_frames(frames_by_config[key], bounds))
+            # are computed once for what the members share (frame_matrices).
+            configs = [member.segmental for member in self.members]
+            assert all(cfg is not None for cfg in configs)
+            matrices = frame_matrices(y, sr, configs)  # type: ignore[arg-type]
+            columns = [
+                member.scores_from_frames(frames, bounds) for member, frames in zip(self.members, matrices, strict=True)
+            ]
             stacked = np.column_stack(columns)
             scores = np.full(len(bounds), np.nan)
             ok = np.isfinite(stacked).all(axis=1)

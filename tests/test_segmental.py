@@ -349,3 +349,26 @@ def test_frame_matrices_equal_frame_matrix_with_one_stft_per_split_free_key(monk
     assert got[1].shape[0] == 2 * got[0].shape[0] and np.isnan(got[1]).any()
     with pytest.raises(FeatureError):
         frame_matrices(y, 22_050, [base])
+
+
+@pytest.mark.parametrize("level_split", ["halves", "loud"])
+def test_level_split_pooling_equals_pooling_all_rows_at_once(level_split: str) -> None:
+    """pool_segments pools each level pool on its own (fast); the vectors equal the all-rows pooling."""
+    import dataclasses
+
+    from voxguard.features.segmental import pool_segments
+
+    sr = 16_000
+    y = np.concatenate([speechlike(sr, 3.0, seed=9), np.zeros(sr * 5, np.float32), speechlike(sr, 2.0, seed=10)])
+    cfg = dataclasses.replace(
+        SegmentalConfig(views=("lfcc_4_7k_hann", "band_flatness_7k"), gate_db=40.0), level_split=level_split
+    )
+    frames = frame_matrix(y, sr, cfg)
+    bounds = segment_bounds(len(y), sr, 4.0, 2.0)
+    whole = segment_vectors(frames, bounds, cfg.hop_length, cfg.stats, empty_as_nan=True)
+    mask = cfg.column_mask()
+    expected = whole if mask is None else whole[:, mask]
+    got = pool_segments(frames, bounds, cfg)
+    np.testing.assert_array_equal(got, expected)
+    assert np.isnan(got).all(axis=1).any()  # the silent stretch: a segment with no frame at all
+    assert np.isfinite(got).all(axis=1).sum() >= 2

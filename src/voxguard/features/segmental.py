@@ -359,9 +359,31 @@ def pool_segments(frames: np.ndarray, bounds: np.ndarray, config: SegmentalConfi
     np.ndarray, shape (n_segments, len(config.vector_names())), float32
         NaN rows for segments without a single frame above the gate.
     """
-    vectors = segment_vectors(frames, bounds, config.hop_length, config.stats, empty_as_nan=True)
+    if config.level_split is not None:
+        vectors = _pool_level_split(frames, bounds, config)
+    else:
+        vectors = segment_vectors(frames, bounds, config.hop_length, config.stats, empty_as_nan=True)
     mask = config.column_mask()
     return vectors if mask is None else np.ascontiguousarray(vectors[:, mask])
+
+
+def _pool_level_split(frames: np.ndarray, bounds: np.ndarray, config: SegmentalConfig) -> np.ndarray:
+    """:func:`segment_vectors` of a ``level_split`` frame matrix, one pool (row block) at a time.
+
+    Each pool misses whole frames (gated, or in the other pool), which :func:`segment_vectors`
+    pools on its fast path; all rows at once have a NaN in every frame and take the slow,
+    element-wise path. The result is the same, to the bit: a pool a segment has no frame of
+    gets zeros, and only a segment without any frame in any pool is NaN.
+    """
+    pools = np.split(frames, 2, axis=0)  # frame_names(): "@loud", "@quiet" or "@all", "@loud"
+    parts = [segment_vectors(pool, bounds, config.hop_length, config.stats) for pool in pools]
+    n_stats = parts[0].shape[1] // pools[0].shape[0]
+    # Statistic-major, as for the whole matrix: every pool's means, then every pool's stds.
+    vectors = np.concatenate([p.reshape(len(bounds), n_stats, -1) for p in parts], axis=2).reshape(len(bounds), -1)
+    alive = np.where(np.isfinite(frames).any(axis=0), 0.0, np.nan)[None, :]
+    empty = np.isnan(segment_vectors(alive, bounds, config.hop_length, ("mean",), empty_as_nan=True)[:, 0])
+    vectors[empty] = np.nan
+    return vectors
 
 
 def segment_vectors(

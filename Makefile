@@ -48,7 +48,7 @@ default-model: $(VENV)/.dev
 		--out src/voxguard/models/zoo/voxguard-v2.onnx --name voxguard-v2 --report reports/voxguard-v2
 
 # voxguard-v3: voxguard-v2's SVM fused with the SVM that pools the louder and quieter frames apart
-# (more robust to codecs and noise, 0.85x the scan speed; docs/robustness.md). Writes
+# (more robust to codecs and noise, about 0.9x the scan speed; docs/robustness.md). Writes
 # voxguard-v3.onnx (the fusion graph) and its members voxguard-v3.svm.onnx and voxguard-v3.svm2.onnx.
 model-v3: $(VENV)/.dev
 	$(BIN)/voxguard train $(CORPUS) --model lfcc47h-flatness7k-gated-svm+lfcc47h-flatness7k-split-svm \

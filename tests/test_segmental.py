@@ -219,29 +219,37 @@ def test_band_gate_keeps_the_frames_where_the_band_is_loud():
 
 
 def test_level_split_pools_the_louder_and_quieter_frames_apart():
+    from voxguard.features.segmental import pool_segments
+
     y = speechlike(SR, 4.0)
     base = SegmentalConfig(views=("lfcc_4_7k_hann", "band_flatness_7k"), gate_db=40.0, drop_delta_means=True)
     split = SegmentalConfig(views=base.views, gate_db=40.0, drop_delta_means=True, level_split="halves")
-    frames, halves = frame_matrix(y, SR, base), frame_matrix(y, SR, split)
+    frames, compact = frame_matrix(y, SR, base), frame_matrix(y, SR, split)
     n = frames.shape[0]
-    assert halves.shape == (2 * n, frames.shape[1]) and len(split.frame_names()) == 2 * n
+    # The frames once, and a last row naming each frame's pool: 1 loud, 0 quiet, NaN gated.
+    assert compact.shape == (n + 1, frames.shape[1]) and len(split.frame_names()) == 2 * n
+    np.testing.assert_array_equal(compact[:n], frames)
+    halves = _level_pools_copied(compact, "halves")
     loud = np.isfinite(halves[:n]).all(axis=0)
     quiet = np.isfinite(halves[n:]).all(axis=0)
     kept = np.isfinite(frames).all(axis=0)
     assert not (loud & quiet).any() and ((loud | quiet) == kept).all()
     assert abs(loud.sum() - quiet.sum()) <= 1  # split at the median level
-    # Each half's rows are the original frames; the pooled loud statistics are those of the loud frames.
-    np.testing.assert_array_equal(halves[:n, loud], frames[:, loud])
+    # The pooled loud statistics are those of the loud frames.
     whole = np.array([[0, len(y)]])
-    pooled = segment_vectors(halves, whole, 160)
-    np.testing.assert_allclose(pooled[0, :n], frames[:, loud].mean(axis=1), rtol=1e-4, atol=1e-4)
+    pooled = pool_segments(compact, whole, SegmentalConfig(views=base.views, gate_db=40.0, level_split="halves"))
+    inside = np.arange(frames.shape[1]) * 160 < len(y)  # frames whose centre is in the segment
+    np.testing.assert_allclose(pooled[0, :n], frames[:, loud & inside].mean(axis=1), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(pooled[0, n : 2 * n], frames[:, quiet & inside].mean(axis=1), rtol=1e-4, atol=1e-4)
     assert len(split.vector_names()) == 2 * len(base.vector_names())
     assert all(not (v.startswith(("d_", "dd_")) and v.endswith("_mean")) for v in split.vector_names())
     assert SegmentalConfig.from_dict(json.loads(json.dumps(split.to_dict()))) == split
     # "loud": every kept frame, then the loud half again.
     added = frame_matrix(y, SR, SegmentalConfig(views=base.views, gate_db=40.0, level_split="loud"))
-    np.testing.assert_array_equal(added[:n], frames)
-    np.testing.assert_array_equal(added[n:], halves[:n])
+    np.testing.assert_array_equal(added, compact)  # the same frames and pools; pooling differs
+    both = _level_pools_copied(added, "loud")
+    np.testing.assert_array_equal(both[:n], frames)
+    np.testing.assert_array_equal(both[n:], halves[:n])
     with pytest.raises(FeatureError, match="level_split"):
         SegmentalConfig(level_split="thirds")
 
@@ -346,14 +354,24 @@ def test_frame_matrices_equal_frame_matrix_with_one_stft_per_split_free_key(monk
     assert len(calls) == 2  # the gated group (3 configs) and the ungated one
     for want, have in zip(expected, got, strict=True):
         np.testing.assert_array_equal(have, want)
-    assert got[1].shape[0] == 2 * got[0].shape[0] and np.isnan(got[1]).any()
+    assert got[1].shape[0] == got[0].shape[0] + 1  # the frames once, plus the row naming each frame's pool
+    assert set(np.unique(got[1][-1][np.isfinite(got[1][-1])])) == {0.0, 1.0}
     with pytest.raises(FeatureError):
         frame_matrices(y, 22_050, [base])
 
 
+def _level_pools_copied(frames: np.ndarray, level_split: str) -> np.ndarray:
+    """The split matrix as masked copies of the frames, one row block per pool (the plain definition)."""
+    base, code = frames[:-1], frames[-1]
+    kept = np.isfinite(code)
+    loud = kept & (code > 0.5)
+    pools = [loud, kept & ~loud] if level_split == "halves" else [kept, loud]
+    return np.concatenate([np.where(m, base, np.nan) for m in pools], axis=0)
+
+
 @pytest.mark.parametrize("level_split", ["halves", "loud"])
-def test_level_split_pooling_equals_pooling_all_rows_at_once(level_split: str) -> None:
-    """pool_segments pools each level pool on its own (fast); the vectors equal the all-rows pooling."""
+def test_level_split_pooling_equals_pooling_masked_copies(level_split: str) -> None:
+    """pool_segments pools each level pool through a frame mask; the vectors equal pooling masked copies."""
     import dataclasses
 
     from voxguard.features.segmental import pool_segments
@@ -365,10 +383,17 @@ def test_level_split_pooling_equals_pooling_all_rows_at_once(level_split: str) -
     )
     frames = frame_matrix(y, sr, cfg)
     bounds = segment_bounds(len(y), sr, 4.0, 2.0)
-    whole = segment_vectors(frames, bounds, cfg.hop_length, cfg.stats, empty_as_nan=True)
+    whole = segment_vectors(
+        _level_pools_copied(frames, level_split), bounds, cfg.hop_length, cfg.stats, empty_as_nan=True
+    )
     mask = cfg.column_mask()
     expected = whole if mask is None else whole[:, mask]
     got = pool_segments(frames, bounds, cfg)
+    assert got.shape == (len(bounds), len(cfg.vector_names()))
     np.testing.assert_array_equal(got, expected)
     assert np.isnan(got).all(axis=1).any()  # the silent stretch: a segment with no frame at all
     assert np.isfinite(got).all(axis=1).sum() >= 2
+    with pytest.raises(FeatureError, match="whole frames"):
+        partly = frames[:-1].copy()
+        partly[0, 5] = np.nan
+        segment_vectors(partly, bounds, cfg.hop_length, frame_mask=np.ones(partly.shape[1], bool))

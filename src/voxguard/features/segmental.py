@@ -295,14 +295,13 @@ def _frames_before_split(
 def _split_by_level(
     frames: np.ndarray, quiet: np.ndarray | None, level: np.ndarray | None, level_split: str | None
 ) -> np.ndarray:
+    """With a level split, append the row that says which pool each frame is in (see :func:`frame_matrix`)."""
     if level_split is None or level is None or quiet is None:
         return frames
     kept = ~quiet
     loud = level >= np.median(level[kept] if kept.any() else level)
-    loud_pool = np.where(loud, frames, np.nan)
-    # Row blocks in the order of frame_names(): "@loud", "@quiet" or "@all", "@loud".
-    pools = [loud_pool, np.where(loud, np.nan, frames)] if level_split == "halves" else [frames, loud_pool]
-    return np.concatenate(pools, axis=0).astype(np.float32, copy=False)
+    code = np.where(quiet, np.nan, loud.astype(np.float32)).astype(np.float32)
+    return np.concatenate([frames, code[None, :]], axis=0)
 
 
 def frame_matrix(y: np.ndarray, sr: int, config: SegmentalConfig | None = None) -> np.ndarray:
@@ -317,7 +316,10 @@ def frame_matrix(y: np.ndarray, sr: int, config: SegmentalConfig | None = None) 
     -------
     np.ndarray, shape (n_features, n_frames), float32
         Frame ``t`` is centred on sample ``t * hop_length``. With ``config.gate_db``, frames below
-        the gate are NaN in every row (:func:`segment_vectors` leaves them out).
+        the gate are NaN in every row (:func:`segment_vectors` leaves them out). With
+        ``config.level_split``, one more row last: 1 for a frame at or above the median frame
+        power of the kept frames ("loud"), 0 below, NaN when gated; :func:`pool_segments` pools
+        the frames of each pool apart (the frames are not copied per pool).
     """
     cfg = config or SegmentalConfig()
     if sr != cfg.sample_rate:
@@ -368,20 +370,21 @@ def pool_segments(frames: np.ndarray, bounds: np.ndarray, config: SegmentalConfi
 
 
 def _pool_level_split(frames: np.ndarray, bounds: np.ndarray, config: SegmentalConfig) -> np.ndarray:
-    """:func:`segment_vectors` of a ``level_split`` frame matrix, one pool (row block) at a time.
+    """Pooled statistics of each level pool of a ``level_split`` frame matrix (see :func:`frame_matrix`).
 
-    Each pool misses whole frames (gated, or in the other pool), which :func:`segment_vectors`
-    pools on its fast path; all rows at once have a NaN in every frame and take the slow,
-    element-wise path. The result is the same, to the bit: a pool a segment has no frame of
-    gets zeros, and only a segment without any frame in any pool is NaN.
+    Row blocks in the order of :meth:`SegmentalConfig.frame_names` ("@loud", "@quiet" or "@all",
+    "@loud"), statistic-major as :func:`segment_vectors` (every pool's means, then every pool's
+    standard deviations). A pool a segment has no frame of gets zeros; only a segment without any
+    kept frame is NaN.
     """
-    pools = np.split(frames, 2, axis=0)  # frame_names(): "@loud", "@quiet" or "@all", "@loud"
-    parts = [segment_vectors(pool, bounds, config.hop_length, config.stats) for pool in pools]
-    n_stats = parts[0].shape[1] // pools[0].shape[0]
-    # Statistic-major, as for the whole matrix: every pool's means, then every pool's stds.
+    base, code = frames[:-1], frames[-1]
+    kept = np.isfinite(code)
+    loud = kept & (code > 0.5)
+    masks = [loud, kept & ~loud] if config.level_split == "halves" else [kept, loud]
+    parts = [segment_vectors(base, bounds, config.hop_length, config.stats, frame_mask=m) for m in masks]
+    n_stats = parts[0].shape[1] // base.shape[0]
     vectors = np.concatenate([p.reshape(len(bounds), n_stats, -1) for p in parts], axis=2).reshape(len(bounds), -1)
-    alive = np.where(np.isfinite(frames).any(axis=0), 0.0, np.nan)[None, :]
-    empty = np.isnan(segment_vectors(alive, bounds, config.hop_length, ("mean",), empty_as_nan=True)[:, 0])
+    empty = np.isnan(segment_vectors(code[None, :], bounds, config.hop_length, ("mean",), empty_as_nan=True)[:, 0])
     vectors[empty] = np.nan
     return vectors
 
@@ -393,6 +396,7 @@ def segment_vectors(
     stats: Sequence[str] = ("mean", "std"),
     *,
     empty_as_nan: bool = False,
+    frame_mask: np.ndarray | None = None,
 ) -> np.ndarray:
     """Mean/std of the frames inside each segment, for all segments at once.
 
@@ -406,6 +410,9 @@ def segment_vectors(
     empty_as_nan : bool
         A segment without a single finite frame in any feature (all gated, see
         :attr:`SegmentalConfig.gate_db`) gets a NaN row instead of zeros.
+    frame_mask : np.ndarray of bool, shape (n_frames,), optional
+        Pool only these frames, as if the others were missing (a level pool); the frames may
+        then miss only whole frames (NaN in every row).
 
     Returns
     -------
@@ -433,7 +440,15 @@ def segment_vectors(
     # float64 sums: E[x^2] - E[x]^2 loses precision in float32.
     x = frames.astype(np.float64)
     bad = ~np.isfinite(x.sum(axis=0))  # frames with any NaN (e.g. F0 when unvoiced, or gated)
-    if not bad.any():
+    if frame_mask is not None:
+        if bad.any() and not np.isnan(x[:, bad]).all():
+            raise FeatureError("a frame mask needs frames that miss only whole frames")
+        x[:, bad] = 0.0
+        bad |= ~np.asarray(frame_mask, dtype=bool)
+        x *= ~bad  # frames outside the mask add nothing
+        whole = np.concatenate([[0], np.cumsum(~bad)])
+        count = np.broadcast_to((whole[last] - whole[first])[:, None].astype(np.float64), (len(first), n_feat))
+    elif not bad.any():
         count = np.broadcast_to((last - first)[:, None].astype(np.float64), (len(first), n_feat))
     elif np.isnan(x[:, bad]).all():
         # Whole frames missing (the silence gate): one count per segment.

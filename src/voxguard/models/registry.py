@@ -11,7 +11,7 @@ ZOO_DIR = Path(__file__).parent / "zoo"
 #: The model used when none is named: trained on audio of the DEV corpus (see its card,
 #: docs/results.md and docs/robustness.md). ``voxguard-v3`` (two SVMs fused, members
 #: ``voxguard-v3.svm`` and ``voxguard-v3.svm2`` beside it) is more robust to codecs and noise
-#: but scans at 0.85x the speed, under the scan-speed targets (docs/performance.md), so it is
+#: but scans at about 0.9x the speed, under the scan-speed target (docs/performance.md), so it is
 #: offered, not the default. ``voxguard-v1`` (the default before v2: not invariant to the
 #: input's sample rate or to added silence) and ``seed-svm`` (the seed study's SVM on
 #: DEEP-VOICE features) stay available.

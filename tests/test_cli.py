@@ -128,3 +128,7 @@ def test_models_command():
     card = runner.invoke(app, ["models", DEFAULT_MODEL])
     assert card.exit_code == 0 and json.loads(card.stdout)["name"] == DEFAULT_MODEL
     assert runner.invoke(app, ["models", "no-such-model"]).exit_code == 1
+    # A fused model's members are listed as such (a wide terminal, so that rich does not wrap the cell).
+    wide = runner.invoke(app, ["models"], env={"COLUMNS": "200"})
+    row = next(line for line in wide.stdout.splitlines() if "voxguard-v3.svm2" in line)
+    assert "member of voxguard-v3" in row

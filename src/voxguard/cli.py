@@ -315,7 +315,15 @@ def models(
             raise typer.Exit(EXIT_USAGE) from None
         return
     table = Table("model", "default", "features", "held-out metrics", "created")
-    for model_name, card in available_models().items():
+    cards = available_models()
+    # A fusion's members are models of their own; say whose member each is.
+    member_of = {
+        str(member).removesuffix(".onnx"): fused
+        for fused, card in cards.items()
+        if card.features.get("kind") == "fusion"
+        for member in card.features.get("members") or []
+    }
+    for model_name, card in cards.items():
         m = card.metrics
         if "grouped_cv" in m:
             summary = f"grouped-CV EER {m['grouped_cv']['eer'] * 100:.1f} %"
@@ -323,10 +331,11 @@ def models(
                 summary += f", LOFO mean EER {m['leave_one_family_out']['mean_eer'] * 100:.1f} %"
         else:
             summary = f"EER {m.get('eer', float('nan')) * 100:.2f} % ({m.get('split', '?')})"
+        kind = card.features.get("kind", "?")
         table.add_row(
             model_name,
             "yes" if model_name == DEFAULT_MODEL else "",
-            card.features.get("kind", "?"),
+            f"{kind} (member of {member_of[model_name]})" if model_name in member_of else kind,
             summary,
             card.created,
         )

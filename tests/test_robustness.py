@@ -185,3 +185,16 @@ def test_grouped_robustness_of_a_fusion_model(tiny_corpus, tmp_path):
     assert res.exit_code == 0, res.output
     md = (out / "robustness.md").read_text()
     assert "fz.svm recipe" in md and "fz.gmm recipe" in md and "fz (fusion, stacked per fold)" in md
+    # --policies retrains every member with each policy and fuses once per policy (it was ignored).
+    res = CliRunner().invoke(
+        app,
+        [
+            "robustness", "--corpus", str(tiny_corpus), "--model", str(model), "--conditions", "gain-x10",
+            "--folds", "3", "--workers", "1", "--out", str(out), "--policies", "none,v1",
+        ],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    md = (out / "robustness.md").read_text()
+    for label in ("fz.svm recipe + none", "fz.gmm recipe + v1", "fz (fusion, stacked per fold, none)",
+                  "fz (fusion, stacked per fold, v1)"):  # fmt: skip
+        assert label in md, label

@@ -100,17 +100,24 @@ def robustness(
             res.extra["label"] = card.name
             results.append(res)
         elif card.features.get("kind") == "fusion":
-            # A fusion: each member's recipe retrained per fold, then the fusion stacked per fold.
-            member_results = []
-            for member in card.features["members"]:
-                member_card = ModelCard.load(card_path(model_path.parent / member))
-                policy = member_card.training.get("augmentation_policy") or "none"
-                res = grouped(member_card, policy, member_card.name)
-                res.extra["label"] = f"{member_card.name} recipe + {policy}"
-                member_results.append(res)
-            fused = rb.fuse_grouped(dataset, member_results, folds=folds, seed=seed, name=card.name)
-            fused.extra["label"] = f"{card.name} (fusion, stacked per fold)"
-            results += [*member_results, fused]
+            # A fusion: each member's recipe retrained per fold, then the fusion stacked per fold;
+            # once per --policies entry (every member trained with it), else with each member's own.
+            member_cards = [ModelCard.load(card_path(model_path.parent / m)) for m in card.features["members"]]
+            chosen_policies = [p.strip() for p in policies.split(",") if p.strip()] if policies else [None]
+            # A member's degraded test rows are its own features: shared across policies, not members.
+            member_rows: list[Any] = [None] * len(member_cards)
+            for chosen_policy in chosen_policies:
+                member_results = []
+                for i, member_card in enumerate(member_cards):
+                    policy = chosen_policy or member_card.training.get("augmentation_policy") or "none"
+                    res = grouped(member_card, policy, member_card.name, member_rows[i])
+                    member_rows[i] = res.extra["condition_rows"]
+                    res.extra["label"] = f"{member_card.name} recipe + {policy}"
+                    member_results.append(res)
+                fused = rb.fuse_grouped(dataset, member_results, folds=folds, seed=seed, name=card.name)
+                suffix = f", {chosen_policy}" if chosen_policy else ""
+                fused.extra["label"] = f"{card.name} (fusion, stacked per fold{suffix})"
+                results += [*member_results, fused]
         else:
             shared_rows = None
             augmented = card.training.get("augmentation") not in (None, "", "none")

@@ -586,6 +586,60 @@ def _write_card(path: Path, card: Any) -> None:
     _write_atomically(card_path(path), (json.dumps(card.to_dict(), indent=2, allow_nan=False) + "\n").encode())
 
 
+def _decide(
+    compared: tuple[float, float, float | None, float | None, bool],
+    validation: dict[str, Any],
+    feedback: FeedbackRows,
+    force: bool,
+    log: Callable[[str], None],
+) -> RetrainResult:
+    """The outcome of the comparison; says whether the new model is refused or forced."""
+    old_eer, new_eer, old_fb, new_fb, accepted = compared
+    if not accepted:
+        log(
+            "the new model is worse, but --force: writing it anyway"
+            if force
+            else f"refused: the new model is worse ({new_eer * 100:.2f} % > {old_eer * 100:.2f} %); nothing written"
+        )
+    return RetrainResult(
+        accepted=accepted,
+        written=False,
+        old_eer=old_eer,
+        new_eer=new_eer,
+        old_feedback_eer=old_fb,
+        new_feedback_eer=new_fb,
+        validation=validation,
+        feedback=feedback,
+    )
+
+
+def _final_folds(c: _Combined, folds: int) -> int:
+    """Grouped folds for the final calibration: ``folds``, fewer when there are fewer groups."""
+    return max(2, min(folds, len(np.unique(c.dataset.groups("utt_group")[c.has_rows]))))
+
+
+def _fit_final(
+    base: BaseModel, c: _Combined, table: Any, groups: np.ndarray, k: int, seed: int, name: str, log: Any
+) -> tuple[Any, Any, bytes, dict[str, Any]]:
+    """Grouped out-of-fold scores (calibration, thresholds), then the model fitted on every row and exported.
+
+    Returns ``(grouped ProtocolResult, fitted model, ONNX bytes, output block of its card)``.
+    """
+    from voxguard.evaluate.protocols import run_protocol
+    from voxguard.evaluate.training import calibrate_oof
+
+    grouped = run_protocol(
+        c.dataset, table, base.new_classifier, protocol="grouped", folds=k, seed=seed, name=name, log=log
+    )
+    calibration, _, thresholds = calibrate_oof(grouped.scores, c.dataset.labels())
+    final = base.new_classifier().fit(table.X, table.y, groups)
+    probe = table.X[:: max(1, len(table.X) // 256)][:256]
+    onx, output = final.to_onnx(probe)
+    output |= {"meaning": "decision value, higher = more likely fake", "calibration": calibration}
+    output["thresholds"] = thresholds
+    return grouped, final, onx, output
+
+
 def retrain(
     base_model: str | os.PathLike[str],
     feedback: Sequence[FeedbackExample],
@@ -673,8 +727,6 @@ def retrain(
             log=log,
             progress=progress,
         )
-    from voxguard.evaluate.protocols import run_protocol
-    from voxguard.evaluate.training import calibrate_oof
     from voxguard.models.onnx_model import OnnxModel
 
     start = time.perf_counter()
@@ -697,37 +749,15 @@ def retrain(
     new_model = base.new_classifier().fit(table.X[train_rows], table.y[train_rows], row_groups[train_rows])
     new_scores = _clip_mean(new_model.decision_function(table.X[val_rows]), table.clip[val_rows], val)
     compared = _compare(c, val, old_scores, new_scores, base.card, corpus, tolerance, log)
-    old_eer, new_eer, old_fb, new_fb, accepted = compared
     validation = _validation_record(c, split, train, val, seed)
-    result = RetrainResult(
-        accepted=accepted,
-        written=False,
-        old_eer=old_eer,
-        new_eer=new_eer,
-        old_feedback_eer=old_fb,
-        new_feedback_eer=new_fb,
-        validation=validation,
-        feedback=rows,
-    )
-    if not accepted and not force:
-        log(f"refused: the new model is worse ({new_eer * 100:.2f} % > {old_eer * 100:.2f} %); nothing written")
+    result = _decide(compared, validation, rows, force, log)
+    if not result.accepted and not force:
         return result
-    if not accepted:
-        log("the new model is worse, but --force: writing it anyway")
 
     # The final model: every clip, calibrated on grouped out-of-fold scores (never training scores).
-    n_groups = len(np.unique(c.dataset.groups("utt_group")[c.has_rows]))
-    k = max(2, min(folds, n_groups))
+    k = _final_folds(c, folds)
     log(f"final model: fitting on all {int(c.has_rows.sum())} clips, calibrating on grouped {k}-fold scores ...")
-    grouped = run_protocol(
-        c.dataset, table, base.new_classifier, protocol="grouped", folds=k, seed=seed, name="retrained", log=log
-    )
-    calibration, _, thresholds = calibrate_oof(grouped.scores, labels)
-    final = base.new_classifier().fit(table.X, table.y, row_groups)
-    probe = table.X[:: max(1, len(table.X) // 256)][:256]
-    onx, output = final.to_onnx(probe)
-    output |= {"meaning": "decision value, higher = more likely fake", "calibration": calibration}
-    output["thresholds"] = thresholds
+    grouped, final, onx, output = _fit_final(base, c, table, row_groups, k, seed, "retrained", log)
     card = ModelCard(
         name=name or out.name.removesuffix(".onnx"),
         model_type=final.describe(),
@@ -843,7 +873,7 @@ def _retrain_fusion(
             c.dataset, _restricted(table, train_rows), base.new_classifier, protocol="grouped", folds=k_train, seed=seed
         )
         oof_cols.append(oof.scores)
-    old_weights = FusionWeights(**{k: v for k, v in card.output["fusion"].items()})
+    old_weights = FusionWeights(**card.output["fusion"])
     oof_scores = np.column_stack(oof_cols)
     fit_rows = np.isfinite(oof_scores).all(axis=1)
     new_weights = fit_fusion(oof_scores[fit_rows], labels[fit_rows], [b.card.name for b in bases])
@@ -857,27 +887,13 @@ def _retrain_fusion(
         tolerance,
         log,
     )
-    old_eer, new_eer, old_fb, new_fb, accepted = compared
     validation = _validation_record(c, split, train, val, seed)
-    result = RetrainResult(
-        accepted=accepted,
-        written=False,
-        old_eer=old_eer,
-        new_eer=new_eer,
-        old_feedback_eer=old_fb,
-        new_feedback_eer=new_fb,
-        validation=validation,
-        feedback=rows[0],
-    )
-    if not accepted and not force:
-        log(f"refused: the new model is worse ({new_eer * 100:.2f} % > {old_eer * 100:.2f} %); nothing written")
+    result = _decide(compared, validation, rows[0], force, log)
+    if not result.accepted and not force:
         return result
-    if not accepted:
-        log("the new model is worse, but --force: writing it anyway")
 
     # The final members on every clip; weights and calibration from grouped out-of-fold scores.
-    n_all = len(np.unique(c.dataset.groups("utt_group")[c.has_rows]))
-    k = max(2, min(folds, n_all))
+    k = _final_folds(c, folds)
     log(f"final models: fitting on all {int(c.has_rows.sum())} clips, fusing on grouped {k}-fold scores ...")
     stem = out.name.removesuffix(".onnx")
     fused_name = name or stem
@@ -888,16 +904,8 @@ def _retrain_fusion(
         member_name = f"{fused_name}.{label}"
         both = _rows_of(table, np.flatnonzero(c.has_rows))
         table = _restricted(table, both)
-        grouped = run_protocol(
-            c.dataset, table, base.new_classifier, protocol="grouped", folds=k, seed=seed, name=member_name, log=log
-        )
+        grouped, final, onx, output = _fit_final(base, c, table, groups[both], k, seed, member_name, log)
         grouped_results.append(grouped)
-        calibration, _, thresholds = calibrate_oof(grouped.scores, labels)
-        final = base.new_classifier().fit(table.X, table.y, groups[both])
-        probe = table.X[:: max(1, len(table.X) // 256)][:256]
-        onx, output = final.to_onnx(probe)
-        output |= {"meaning": "decision value, higher = more likely fake", "calibration": calibration}
-        output["thresholds"] = thresholds
         member_card = ModelCard(
             name=member_name,
             model_type=final.describe(),

@@ -440,18 +440,16 @@ def segment_vectors(
     # float64 sums: E[x^2] - E[x]^2 loses precision in float32.
     x = frames.astype(np.float64)
     bad = ~np.isfinite(x.sum(axis=0))  # frames with any NaN (e.g. F0 when unvoiced, or gated)
+    whole_frames = bool(bad.any()) and bool(np.isnan(x[:, bad]).all())
     if frame_mask is not None:
-        if bad.any() and not np.isnan(x[:, bad]).all():
+        if bad.any() and not whole_frames:
             raise FeatureError("a frame mask needs frames that miss only whole frames")
-        x[:, bad] = 0.0
-        bad |= ~np.asarray(frame_mask, dtype=bool)
-        x *= ~bad  # frames outside the mask add nothing
-        whole = np.concatenate([[0], np.cumsum(~bad)])
-        count = np.broadcast_to((whole[last] - whole[first])[:, None].astype(np.float64), (len(first), n_feat))
-    elif not bad.any():
+        bad |= ~np.asarray(frame_mask, dtype=bool)  # frames outside the mask count as missing
+        whole_frames = True
+    if not bad.any():
         count = np.broadcast_to((last - first)[:, None].astype(np.float64), (len(first), n_feat))
-    elif np.isnan(x[:, bad]).all():
-        # Whole frames missing (the silence gate): one count per segment.
+    elif whole_frames:
+        # Whole frames missing (the silence gate, or outside the mask): one count per segment.
         x[:, bad] = 0.0
         whole = np.concatenate([[0], np.cumsum(~bad)])
         count = np.broadcast_to((whole[last] - whole[first])[:, None].astype(np.float64), (len(first), n_feat))

@@ -16,6 +16,11 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+# rich wraps CLI messages at the console width, which it reads from COLUMNS once, when voxguard.cli
+# is imported (80 without a terminal): a long temporary path could then split the phrase a test
+# looks for. A wide console keeps messages on one line under any runner (plain, xdist, CI).
+os.environ["COLUMNS"] = "400"
+
 
 def corpus_dir() -> Path | None:
     """The DEV corpus from VOXGUARD_CORPUS or ../shared/corpus, or None when absent."""

@@ -113,7 +113,35 @@ def test_rbf_svm_graph_reproduces_decision_values():
     onx, spec = sklearn_to_onnx(pipeline, X[:50], pipeline.decision_function(X[:50]))
     assert spec == {"name": "scores", "index": 0, "sign": 1}
     out = ort.InferenceSession(onx, providers=["CPUExecutionProvider"]).run(["scores"], {"features": X})[0][:, 0]
-    np.testing.assert_allclose(out, pipeline.decision_function(X), atol=1e-5)
+    # float32 kernels (the default): decision values of order 1 agree to a few 1e-5.
+    np.testing.assert_allclose(out, pipeline.decision_function(X), atol=5e-5)
+
+
+def test_rbf_svm_graph_precisions_agree_and_float64_is_exact():
+    import onnx
+    import onnxruntime as ort
+
+    from voxguard.models.export import rbf_svm_graph
+
+    pipeline, X = _svm_pipeline(n=400, d=40, seed=3)
+    scaler, svc = pipeline.steps[0][1], pipeline.steps[1][1]
+    args = (svc.support_vectors_, svc.dual_coef_[0], float(svc.intercept_[0]), float(svc._gamma))
+    kwargs = {"offset": scaler.mean_, "scale": 1.0 / scaler.scale_}
+    expected = pipeline.decision_function(X)
+    out = {}
+    for precision in ("float32", "float64"):
+        onx = rbf_svm_graph(*args, **kwargs, precision=precision)
+        inner = {i.name: i.data_type for i in onnx.load_from_string(onx).graph.initializer}
+        kernel_type = onnx.TensorProto.FLOAT if precision == "float32" else onnx.TensorProto.DOUBLE
+        assert inner["minus_two_sv_t"] == kernel_type
+        assert inner["dual_coef"] == onnx.TensorProto.DOUBLE  # the weighted sum is float64 at either precision
+        session = ort.InferenceSession(onx, providers=["CPUExecutionProvider"])
+        out[precision] = session.run(["scores"], {"features": X})[0][:, 0]
+    np.testing.assert_allclose(out["float64"], expected, atol=1e-6)
+    np.testing.assert_allclose(out["float32"], expected, atol=5e-5)
+    assert np.array_equal(out["float32"] > 0, expected > 0)
+    with pytest.raises(ValueError, match="precision"):
+        rbf_svm_graph(*args, precision="float16")
 
 
 def test_old_svm_classifier_files_are_rewritten_with_the_same_scores(tmp_path):
@@ -160,7 +188,7 @@ def test_old_svm_classifier_files_are_rewritten_with_the_same_scores(tmp_path):
     np.testing.assert_allclose(after.score(X), old_scores, atol=1e-4)
     assert OnnxModel(path).card.output["name"] == "probabilities"  # --out leaves the original alone
 
-    with pytest.raises(ModelError, match="not a binary RBF SVM"):
+    with pytest.raises(ModelError, match="already a float32"):
         optimise_svm_file(tmp_path / "new.onnx")  # already rewritten
 
     # The same through the CLI: a copy with --out, and a clear failure (exit 2) for a non-SVM file.
@@ -173,14 +201,56 @@ def test_old_svm_classifier_files_are_rewritten_with_the_same_scores(tmp_path):
     assert done.exit_code == 0, done.output
     assert "max |new - old score|" in done.output and (tmp_path / "cli.card.json").is_file()
     refused = runner.invoke(app, ["export", str(tmp_path / "cli.onnx")])
-    assert refused.exit_code == 2 and "not a binary RBF SVM" in refused.output
+    assert refused.exit_code == 2 and "already a float32" in refused.output
 
 
 def test_shipped_svm_models_use_the_fast_graph():
     import onnx
 
+    from voxguard.models.export import _rbf_graph_parts
     from voxguard.models.registry import resolve_model
 
-    for name in ("voxguard-v1", "voxguard-v2", "seed-svm"):
-        ops = {n.op_type for n in onnx.load(resolve_model(name)).graph.node}
+    for name in ("voxguard-v1", "voxguard-v2", "seed-svm", "voxguard-v3.svm", "voxguard-v3.svm2"):
+        path = resolve_model(name)
+        ops = {n.op_type for n in onnx.load(path).graph.node}
         assert "SVMClassifier" not in ops and "MatMul" in ops, name
+        assert _rbf_graph_parts(path.read_bytes())["precision"] == "float32", name
+
+
+def test_float64_svm_graphs_are_rewritten_as_float32_with_the_same_scores(tmp_path):
+    """Models exported before float32 kernels (float64 graphs, uncentred) are rewritten in place."""
+    import onnxruntime as ort
+
+    from voxguard.errors import ModelError
+    from voxguard.models.export import _rbf_graph_parts, optimise_svm_file, rbf_svm_graph
+    from voxguard.models.onnx_model import ModelCard, OnnxModel, card_path
+
+    pipeline, X = _svm_pipeline(n=400, d=30, seed=5)
+    scaler, svc = pipeline.steps[0][1], pipeline.steps[1][1]
+    args = (svc.support_vectors_, svc.dual_coef_[0], float(svc.intercept_[0]), float(svc._gamma))
+    old = rbf_svm_graph(*args, offset=scaler.mean_, scale=1.0 / scaler.scale_, precision="float64")
+    # Read back, the parts rebuild the same function.
+    parts = _rbf_graph_parts(old)
+    assert parts is not None and parts.pop("precision") == "float64"
+    again = ort.InferenceSession(rbf_svm_graph(**parts, precision="float64"), providers=["CPUExecutionProvider"])
+    rebuilt = again.run(["scores"], {"features": X})[0][:, 0]
+    np.testing.assert_allclose(rebuilt, pipeline.decision_function(X), atol=1e-6)
+
+    path = tmp_path / "m.onnx"
+    path.write_bytes(old)
+    calibration = {"type": "logistic", "a": -1.5, "b": 0.2}
+    ModelCard(
+        name="m",
+        model_type="svm",
+        features={"kind": "x", "columns": [f"c{i}" for i in range(X.shape[1])]},
+        output={"name": "scores", "index": 0, "sign": -1, "calibration": calibration},
+    ).save(card_path(path))
+    before = OnnxModel(path).score(X)
+    assert optimise_svm_file(path) < 1e-4
+    after = OnnxModel(path)
+    assert after.card.output == {"name": "scores", "index": 0, "sign": -1, "calibration": calibration}
+    assert "float64 MatMul ops" in after.card.notes[-1]
+    np.testing.assert_allclose(after.score(X), before, atol=5e-5)
+    assert _rbf_graph_parts(path.read_bytes())["precision"] == "float32"
+    with pytest.raises(ModelError, match="already a float32"):
+        optimise_svm_file(path)

@@ -360,6 +360,36 @@ def test_frame_matrices_equal_frame_matrix_with_one_stft_per_split_free_key(monk
         frame_matrices(y, 22_050, [base])
 
 
+def test_pool_segments_many_pools_twins_from_shared_sums_to_the_bit(monkeypatch) -> None:
+    """A fusion's members that differ only in level_split are pooled in one pass, with the same vectors."""
+    import dataclasses
+
+    from voxguard.features import segmental
+    from voxguard.features.segmental import pool_segments, pool_segments_many
+
+    sr = 16_000
+    y = np.concatenate([speechlike(sr, 3.0, seed=11), np.zeros(sr * 5, np.float32), speechlike(sr, 3.0, seed=12)])
+    base = SegmentalConfig(views=("lfcc_4_7k_hann", "band_flatness_7k"), gate_db=40.0, drop_delta_means=True)
+    configs = [
+        base,
+        dataclasses.replace(base, level_split="halves"),
+        dataclasses.replace(base, level_split="loud", stats=("mean",)),
+        dataclasses.replace(base, gate_db=None),  # another frame group: pooled alone
+    ]
+    matrices = frame_matrices(y, sr, configs)
+    bounds = segment_bounds(len(y), sr, 4.0, 2.0)
+    expected = [pool_segments(m, bounds, c) for m, c in zip(matrices, configs, strict=True)]
+    calls = []
+    original = segmental._level_sums
+    monkeypatch.setattr(segmental, "_level_sums", lambda *a, **k: calls.append(1) or original(*a, **k))
+    got = pool_segments_many(matrices, bounds, configs)
+    assert len(calls) == 2  # one pass per level split; the unsplit twin reads the "halves" pass
+    for want, have, cfg in zip(expected, got, configs, strict=True):
+        assert have.shape == (len(bounds), len(cfg.vector_names()))
+        np.testing.assert_array_equal(have, want)
+    assert np.isnan(got[0]).all(axis=1).any()  # the silent stretch stays NaN for the twin too
+
+
 def _level_pools_copied(frames: np.ndarray, level_split: str) -> np.ndarray:
     """The split matrix as masked copies of the frames, one row block per pool (the plain definition)."""
     base, code = frames[:-1], frames[-1]

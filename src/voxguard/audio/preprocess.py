@@ -327,6 +327,7 @@ def preprocess(
     """
     cfg = config or PreprocessConfig()
     check_finite(y)
+    given = y
     if sr != cfg.sample_rate:
         activity = None  # computed on another grid
     y = resample(y, sr, cfg.sample_rate)
@@ -362,7 +363,8 @@ def preprocess(
         # zeros, so that the output length does not depend on how much silence surrounded it.
         margin = int(cfg.trim_margin_s * sr)
         start, stop = int(bounds[0] * sr) - margin, int(np.ceil(bounds[1] * sr)) + margin
-        y = np.pad(y, margin)[start + margin : stop + margin]
+        # The common case is a view: no padded copy of the whole signal.
+        y = y[start:stop] if start >= 0 and stop <= len(y) else np.pad(y, margin)[start + margin : stop + margin]
         offset = start / sr
     lufs = integrated_loudness(y, sr)
     gain = 1.0
@@ -372,6 +374,8 @@ def preprocess(
         y = requantise(y, bits=cfg.requantise_bits, seed=cfg.dither_seed, gain=gain)
     elif gain != 1.0:
         y = (y * np.float32(gain)).astype(np.float32)
+    if np.may_share_memory(y, given):
+        y = y.copy()  # the result never aliases the caller's array (trimming takes a view)
     return Preprocessed(
         samples=y,
         sample_rate=sr,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import _webrtcvad  # the C module behind webrtcvad.Vad
 import numpy as np
 import webrtcvad
 from scipy import ndimage
@@ -106,10 +107,15 @@ def detect_speech(
     # |y| <= 0.9 after the normalisation above, so the 16-bit conversion needs no clipping.
     pcm = (y[: n * frame_length] * np.float32(32768)).astype("<i2")
     vad = webrtcvad.Vad(aggressiveness)
-    # WebRTC's API is per frame; one C call per 30 ms frame (~3,000x real time), no NumPy work inside.
-    raw = pcm.tobytes()
+    # WebRTC's API is per frame; one C call per 30 ms frame (~3,000x real time), no NumPy work
+    # inside. The module-level call skips the wrapper's per-frame length checks (the frames are
+    # cut to length here), which were a tenth of the VAD's time.
+    process, handle = _webrtcvad.process, vad._vad
+    raw = memoryview(pcm.tobytes())
     step = frame_length * 2
-    voiced = np.fromiter((vad.is_speech(raw[i * step : (i + 1) * step], sr) for i in range(n)), dtype=bool, count=n)
+    voiced = np.array(
+        [process(handle, sr, raw[i : i + step], frame_length) for i in range(0, n * step, step)], dtype=bool
+    )
     levels = frame_levels_db(y, frame_length)
     loud_enough = levels > max(floor_dbfs, float(levels.max()) - dynamic_range_db)
     raw = voiced & loud_enough

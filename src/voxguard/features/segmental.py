@@ -362,31 +362,110 @@ def pool_segments(frames: np.ndarray, bounds: np.ndarray, config: SegmentalConfi
         NaN rows for segments without a single frame above the gate.
     """
     if config.level_split is not None:
-        vectors = _pool_level_split(frames, bounds, config)
+        vectors = _split_vectors(*_level_sums(frames, bounds, config.hop_length), config)
     else:
         vectors = segment_vectors(frames, bounds, config.hop_length, config.stats, empty_as_nan=True)
+    return _used_columns(vectors, config)
+
+
+def pool_segments_many(
+    matrices: Sequence[np.ndarray], bounds: np.ndarray, configs: Sequence[SegmentalConfig]
+) -> list[np.ndarray]:
+    """:func:`pool_segments` for each frame matrix and config, as :func:`frame_matrices` returns them.
+
+    A config without a level split whose frames are those of a level-split config before the
+    split (its "twin": equal :meth:`SegmentalConfig.split_free_frame_key`) is pooled from the
+    split config's sums over the kept frames: a fusion of the two (``voxguard-v3``) pools its
+    frames once. The twin's vectors are the same as pooling it alone, to the bit.
+    """
+    out: list[np.ndarray | None] = [None] * len(configs)
+    for i, cfg in enumerate(configs):
+        if cfg.level_split is None or out[i] is not None:
+            continue
+        kept, loud = _level_sums(matrices[i], bounds, cfg.hop_length)
+        for j, other in enumerate(configs):
+            if out[j] is not None or other.split_free_frame_key() != cfg.split_free_frame_key():
+                continue
+            if other.level_split is None:
+                out[j] = _used_columns(_with_empty_as_nan(kept.vectors(other.stats), kept.count), other)
+            elif other.level_split == cfg.level_split:
+                out[j] = _used_columns(_split_vectors(kept, loud, other), other)
+    return [v if v is not None else pool_segments(m, bounds, c) for v, m, c in zip(out, matrices, configs, strict=True)]
+
+
+def _used_columns(vectors: np.ndarray, config: SegmentalConfig) -> np.ndarray:
     mask = config.column_mask()
     return vectors if mask is None else np.ascontiguousarray(vectors[:, mask])
 
 
-def _pool_level_split(frames: np.ndarray, bounds: np.ndarray, config: SegmentalConfig) -> np.ndarray:
-    """Pooled statistics of each level pool of a ``level_split`` frame matrix (see :func:`frame_matrix`).
+def _with_empty_as_nan(vectors: np.ndarray, count: np.ndarray) -> np.ndarray:
+    vectors[count == 0] = np.nan
+    return vectors
 
-    Row blocks in the order of :meth:`SegmentalConfig.frame_names` ("@loud", "@quiet" or "@all",
+
+@dataclass(frozen=True)
+class _PoolSums:
+    """Per-segment sums over one pool of frames: of the frames ``x``, of their squares ``x2``
+    (both ``(n_segments, n_features)``, float64) and the frame ``count`` ``(n_segments,)``."""
+
+    x: np.ndarray
+    x2: np.ndarray
+    count: np.ndarray
+
+    def __sub__(self, other: _PoolSums) -> _PoolSums:
+        return _PoolSums(self.x - other.x, self.x2 - other.x2, self.count - other.count)
+
+    def vectors(self, stats: Sequence[str]) -> np.ndarray:
+        """Statistic-major float32 rows as :func:`segment_vectors` (zeros for an empty pool)."""
+        safe = np.maximum(self.count, 1.0)[:, None]
+        mean = self.x / safe
+        out = []
+        if "mean" in stats:
+            out.append(mean)
+        if "std" in stats:
+            out.append(np.sqrt(np.maximum(self.x2 / safe - mean * mean, 0.0)))
+        return np.hstack(out).astype(np.float32)
+
+
+def _level_sums(frames: np.ndarray, bounds: np.ndarray, hop_length: int) -> tuple[_PoolSums, _PoolSums]:
+    """Sums over the kept frames and over the loud ones of a ``level_split`` frame matrix (see
+    :func:`frame_matrix`); the quiet pool is their difference."""
+    base, code = frames[:-1], frames[-1]
+    first, last, segment_sums = _segment_summer(bounds, hop_length, base.shape[1])
+    # float64 sums: E[x^2] - E[x]^2 loses precision in float32.
+    x = base.astype(np.float64)
+    kept = np.isfinite(x.sum(axis=0))
+    if not kept.all():
+        if not np.isnan(x[:, ~kept]).all():
+            raise FeatureError("a level split needs frames that miss only whole frames")
+        np.copyto(x, 0.0, where=~kept)
+    loud = kept & (code > 0.5)
+    x_loud = x * loud
+
+    def counts(pool: np.ndarray) -> np.ndarray:
+        whole = np.concatenate([[0], np.cumsum(pool)])
+        return (whole[last] - whole[first]).astype(np.float64)
+
+    sum_kept, sum_loud = segment_sums(x), segment_sums(x_loud)
+    np.multiply(x, x, out=x)
+    np.multiply(x_loud, x_loud, out=x_loud)
+    return (
+        _PoolSums(sum_kept, segment_sums(x), counts(kept)),
+        _PoolSums(sum_loud, segment_sums(x_loud), counts(loud)),
+    )
+
+
+def _split_vectors(kept: _PoolSums, loud: _PoolSums, config: SegmentalConfig) -> np.ndarray:
+    """Row blocks in the order of :meth:`SegmentalConfig.frame_names` ("@loud", "@quiet" or "@all",
     "@loud"), statistic-major as :func:`segment_vectors` (every pool's means, then every pool's
     standard deviations). A pool a segment has no frame of gets zeros; only a segment without any
-    kept frame is NaN.
-    """
-    base, code = frames[:-1], frames[-1]
-    kept = np.isfinite(code)
-    loud = kept & (code > 0.5)
-    masks = [loud, kept & ~loud] if config.level_split == "halves" else [kept, loud]
-    parts = [segment_vectors(base, bounds, config.hop_length, config.stats, frame_mask=m) for m in masks]
-    n_stats = parts[0].shape[1] // base.shape[0]
-    vectors = np.concatenate([p.reshape(len(bounds), n_stats, -1) for p in parts], axis=2).reshape(len(bounds), -1)
-    empty = np.isnan(segment_vectors(code[None, :], bounds, config.hop_length, ("mean",), empty_as_nan=True)[:, 0])
-    vectors[empty] = np.nan
-    return vectors
+    kept frame is NaN."""
+    pools = [loud, kept - loud] if config.level_split == "halves" else [kept, loud]
+    parts = [pool.vectors(config.stats) for pool in pools]
+    n_segments, n_feat = len(kept.count), kept.x.shape[1]
+    n_stats = parts[0].shape[1] // n_feat
+    vectors = np.concatenate([p.reshape(n_segments, n_stats, n_feat) for p in parts], axis=2).reshape(n_segments, -1)
+    return _with_empty_as_nan(vectors, kept.count)
 
 
 def segment_vectors(
@@ -419,37 +498,22 @@ def segment_vectors(
     np.ndarray, shape (n_segments, n_features * len(stats)), float32
         Statistic-major: all means, then all standard deviations.
     """
+    if frame_mask is not None:
+        # A one-pool level split: the mask's frames are the "loud" pool.
+        code = np.where(np.isfinite(frames.sum(axis=0)), np.asarray(frame_mask, dtype=np.float32), np.nan)
+        _, pool = _level_sums(np.vstack([frames, code[None, :]]), bounds, hop_length)
+        vectors = pool.vectors(stats)
+        return _with_empty_as_nan(vectors, pool.count) if empty_as_nan else vectors
     n_feat, n_frames = frames.shape
-    if n_frames == 0:
-        raise FeatureError("no frames to pool")
-    first = np.clip(np.ceil(bounds[:, 0] / hop_length).astype(np.int64), 0, n_frames - 1)
-    last = np.clip(np.ceil(bounds[:, 1] / hop_length).astype(np.int64), first + 1, n_frames)
-    # Sums over the stretches between consecutive segment boundaries (one reduceat pass), then
-    # cumulative sums over those few stretches: segments overlap, but no frame is summed twice.
-    edges = np.union1d(first, last)
-    edges = edges[edges < n_frames]
-    lo = np.searchsorted(edges, first)
-    hi = np.searchsorted(edges, last)  # a boundary at n_frames maps past the last stretch
-
-    def segment_sums(a: np.ndarray) -> np.ndarray:
-        blocks = np.add.reduceat(a, edges, axis=1)  # (n_feat, n_stretches)
-        c = np.zeros((a.shape[0], blocks.shape[1] + 1))
-        np.cumsum(blocks, axis=1, out=c[:, 1:])
-        return (c[:, hi] - c[:, lo]).T  # (n_segments, n_feat)
-
+    first, last, segment_sums = _segment_summer(bounds, hop_length, n_frames)
     # float64 sums: E[x^2] - E[x]^2 loses precision in float32.
     x = frames.astype(np.float64)
     bad = ~np.isfinite(x.sum(axis=0))  # frames with any NaN (e.g. F0 when unvoiced, or gated)
     whole_frames = bool(bad.any()) and bool(np.isnan(x[:, bad]).all())
-    if frame_mask is not None:
-        if bad.any() and not whole_frames:
-            raise FeatureError("a frame mask needs frames that miss only whole frames")
-        bad |= ~np.asarray(frame_mask, dtype=bool)  # frames outside the mask count as missing
-        whole_frames = True
     if not bad.any():
         count = np.broadcast_to((last - first)[:, None].astype(np.float64), (len(first), n_feat))
     elif whole_frames:
-        # Whole frames missing (the silence gate, or outside the mask): one count per segment.
+        # Whole frames missing (the silence gate): one count per segment.
         x[:, bad] = 0.0
         whole = np.concatenate([[0], np.cumsum(~bad)])
         count = np.broadcast_to((whole[last] - whole[first])[:, None].astype(np.float64), (len(first), n_feat))
@@ -470,6 +534,34 @@ def segment_vectors(
     if empty_as_nan:
         vectors[np.asarray(count).max(axis=1) == 0] = np.nan
     return vectors
+
+
+def _segment_summer(
+    bounds: np.ndarray, hop_length: int, n_frames: int
+) -> tuple[np.ndarray, np.ndarray, Callable[[np.ndarray], np.ndarray]]:
+    """First and last (exclusive) frame of each segment, and a function summing rows over them.
+
+    The function maps ``(n_rows, n_frames)`` to ``(n_segments, n_rows)``: sums over the stretches
+    between consecutive segment boundaries (one reduceat pass), then cumulative sums over those
+    few stretches; segments overlap, but no frame is summed twice. Rows are summed independently,
+    so stacking rows changes no sum.
+    """
+    if n_frames == 0:
+        raise FeatureError("no frames to pool")
+    first = np.clip(np.ceil(bounds[:, 0] / hop_length).astype(np.int64), 0, n_frames - 1)
+    last = np.clip(np.ceil(bounds[:, 1] / hop_length).astype(np.int64), first + 1, n_frames)
+    edges = np.union1d(first, last)
+    edges = edges[edges < n_frames]
+    lo = np.searchsorted(edges, first)
+    hi = np.searchsorted(edges, last)  # a boundary at n_frames maps past the last stretch
+
+    def segment_sums(a: np.ndarray) -> np.ndarray:
+        blocks = np.add.reduceat(a, edges, axis=1)  # (n_rows, n_stretches)
+        c = np.zeros((a.shape[0], blocks.shape[1] + 1))
+        np.cumsum(blocks, axis=1, out=c[:, 1:])
+        return (c[:, hi] - c[:, lo]).T  # (n_segments, n_rows)
+
+    return first, last, segment_sums
 
 
 def segment_crops(frames: np.ndarray, bounds: np.ndarray, hop_length: int, n_frames: int | None = None) -> np.ndarray:

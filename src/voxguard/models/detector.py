@@ -21,7 +21,14 @@ import numpy as np
 
 from voxguard.audio import Audio, AudioSource, PreprocessConfig, SpeechActivity, from_array, load, preprocess
 from voxguard.errors import ModelError
-from voxguard.features.segmental import SegmentalConfig, frame_matrices, frame_matrix, pool_segments, segment_crops
+from voxguard.features.segmental import (
+    SegmentalConfig,
+    frame_matrices,
+    frame_matrix,
+    pool_segments,
+    pool_segments_many,
+    segment_crops,
+)
 from voxguard.models.onnx_model import OnnxModel
 
 
@@ -189,8 +196,13 @@ class Detector:
             configs = [member.segmental for member in self.members]
             assert all(cfg is not None for cfg in configs)
             matrices = frame_matrices(y, sr, configs)  # type: ignore[arg-type]
+            # Pooling members, pooled together (members that differ in level_split share sums).
+            pooling = [i for i, member in enumerate(self.members) if not member.frame_input]
+            pooled = pool_segments_many([matrices[i] for i in pooling], bounds, [configs[i] for i in pooling])  # type: ignore[misc]
+            vectors = dict(zip(pooling, pooled, strict=True))
             columns = [
-                member.scores_from_frames(frames, bounds) for member, frames in zip(self.members, matrices, strict=True)
+                member.scores_from_vectors(vectors[i]) if i in vectors else member._crop_scores(matrices[i], bounds)
+                for i, member in enumerate(self.members)
             ]
             stacked = np.column_stack(columns)
             scores = np.full(len(bounds), np.nan)
@@ -222,7 +234,10 @@ class Detector:
         assert self.segmental is not None
         if self.frame_input:
             return self._crop_scores(frames, bounds)
-        X = pool_segments(frames, bounds, self.segmental)
+        return self.scores_from_vectors(pool_segments(frames, bounds, self.segmental))
+
+    def scores_from_vectors(self, X: np.ndarray) -> np.ndarray:
+        """Raw scores of pooled segment rows (:func:`~voxguard.features.segmental.pool_segments`); NaN rows stay NaN."""
         ok = np.isfinite(X).all(axis=1)
         scores = np.full(len(X), np.nan)
         if ok.any():

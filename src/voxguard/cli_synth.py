@@ -60,6 +60,14 @@ def synth(
             help="Let TTS voices with a rate setting (eSpeak, Piper) read each line at the recording's pace.",
         ),
     ] = True,
+    skip_families: Annotated[
+        str,
+        typer.Option(
+            "--skip-families",
+            help="Generator families to leave out, comma-separated ('' for none). eSpeak's formant synthesis is "
+            "told from its recordings by the metadata audit alone (docs/synth-corpus.md).",
+        ),
+    ] = "espeak",
     limit: Annotated[int | None, typer.Option("--limit", min=1, help="Use at most this many real recordings.")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Base seed of every random choice.")] = 0,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing corpus in --out.")] = False,
@@ -69,8 +77,8 @@ def synth(
     Real speech comes from Debian packages (Fish Fillets NG Dutch dialogue, PocketSphinx/LibriVox
     test clips, the ALSA test voice, Codec 2 reference recordings); fakes are copies of the same
     recordings through WORLD, MLSA, Griffin-Lim, LPC and Codec 2, and TTS of their transcripts
-    (Piper, Flite, Festival, eSpeak NG). Tools that are not installed are skipped with a warning;
-    scripts/install-corpus-tools.sh installs them all.
+    (Piper, Flite, Festival; eSpeak NG with --skip-families ''). Tools that are not installed are
+    skipped with a warning; scripts/install-corpus-tools.sh installs them all.
     """
     if codec not in ("vorbis", "none"):
         raise typer.BadParameter("must be 'vorbis' or 'none'", param_hint="--codec")
@@ -83,6 +91,7 @@ def synth(
         match_band=match_band,
         match_group=match_group,
         match_pace=match_pace,
+        skip_families=tuple(f.strip() for f in skip_families.split(",") if f.strip()),
         seed=seed,
         limit=limit,
         force=force,

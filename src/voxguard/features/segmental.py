@@ -386,7 +386,7 @@ def pool_segments_many(
         for j, other in enumerate(configs):
             if out[j] is not None or other.split_free_frame_key() != cfg.split_free_frame_key():
                 continue
-            if other.level_split is None:
+            if other.level_split is None and matrices[j].shape == (matrices[i].shape[0] - 1, matrices[i].shape[1]):
                 out[j] = _used_columns(_with_empty_as_nan(kept.vectors(other.stats), kept.count), other)
             elif other.level_split == cfg.level_split:
                 out[j] = _used_columns(_split_vectors(kept, loud, other), other)

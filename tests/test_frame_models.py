@@ -311,6 +311,11 @@ def test_compare_lofo_over_chosen_families(tiny_corpus, tmp_path):
     assert "lofo buzz2:" not in result.output
     bad = CliRunner().invoke(app, [*args, "--families", "buzz,nope"])
     assert bad.exit_code == 1 and "nope" in bad.output  # EXIT_USAGE
+    # One model under two protocols: nothing to fuse (this used to end in a traceback).
+    both = [*args[:5], "grouped,lofo", *args[6:], "--no-augment", "--families", "buzz,lowpass"]
+    single = CliRunner().invoke(app, both)
+    assert single.exit_code == 0, single.output
+    assert "lfcc48-logreg grouped fold1:" in single.output and "fusion" not in single.output
 
 
 def test_compare_scores_models_and_their_fusion(tiny_corpus, tmp_path):

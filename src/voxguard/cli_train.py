@@ -204,7 +204,7 @@ def compare(
             results.append(result)
         print(describe_protocol_rows([r for r in rows if r["model"] == preset]), flush=True)
     fused_results = []
-    if fuse and len(results) > 1:
+    if fuse and len({r.model for r in results}) > 1:  # one model under several protocols: nothing to fuse
         from voxguard.evaluate.fusion import fuse_protocol
 
         for proto in dict.fromkeys(r.protocol for r in results if r.protocol != "cross"):

@@ -48,7 +48,8 @@ def main() -> None:
         failures=[],
         audio_s=sum(t.audio_s for t in tables),
     )
-    groups = np.concatenate([base.groups("utt_group"), extra.groups("utt_group") + base.groups("utt_group").max() + 1])
+    base_groups = base.groups("utt_group")
+    groups = np.concatenate([base_groups, extra.groups("utt_group") + base_groups.max() + 1])
     labels = base.labels()
     extra_clips = n_base + np.arange(n_extra)
     print(f"rows: {len(tables[0].y)} ({args.corpus}) + {len(tables[1].y)} ({args.extra})", flush=True)

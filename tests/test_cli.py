@@ -120,8 +120,7 @@ def test_report_command(tmp_path):
     assert result.exit_code == 2 and "score" in result.stderr
 
 
-def test_models_command(monkeypatch):
-    import voxguard.cli
+def test_models_command():
     from voxguard.models.registry import DEFAULT_MODEL
 
     result = runner.invoke(app, ["models"])
@@ -129,9 +128,8 @@ def test_models_command(monkeypatch):
     card = runner.invoke(app, ["models", DEFAULT_MODEL])
     assert card.exit_code == 0 and json.loads(card.stdout)["name"] == DEFAULT_MODEL
     assert runner.invoke(app, ["models", "no-such-model"]).exit_code == 1
-    # A fused model's members are listed as such (a wide console, so that rich does not wrap the
-    # cell; the console reads COLUMNS once, when voxguard.cli is imported).
-    monkeypatch.setattr(voxguard.cli.out, "width", 200)
+    # A fused model's members are listed as such (tests/conftest.py makes the console wide enough
+    # that rich does not wrap the cell).
     wide = runner.invoke(app, ["models"])
     row = next(line for line in wide.stdout.splitlines() if "voxguard-v3.svm2" in line)
     assert "member of voxguard-v3" in row

@@ -111,7 +111,7 @@ def detect_speech(
     # inside. The module-level call skips the wrapper's per-frame length checks (the frames are
     # cut to length here), which were a tenth of the VAD's time.
     process, handle = _webrtcvad.process, vad._vad
-    raw = memoryview(pcm.tobytes())
+    raw = memoryview(pcm).cast("B")  # bytes of the frames, without a copy
     step = frame_length * 2
     voiced = np.array(
         [process(handle, sr, raw[i : i + step], frame_length) for i in range(0, n * step, step)], dtype=bool

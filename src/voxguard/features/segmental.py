@@ -362,7 +362,7 @@ def pool_segments(frames: np.ndarray, bounds: np.ndarray, config: SegmentalConfi
         NaN rows for segments without a single frame above the gate.
     """
     if config.level_split is not None:
-        vectors = _split_vectors(*_level_sums(frames, bounds, config.hop_length), config)
+        vectors = _split_vectors(*_level_sums(frames[:-1], frames[-1] > 0.5, bounds, config.hop_length), config)
     else:
         vectors = segment_vectors(frames, bounds, config.hop_length, config.stats, empty_as_nan=True)
     return _used_columns(vectors, config)
@@ -382,7 +382,7 @@ def pool_segments_many(
     for i, cfg in enumerate(configs):
         if cfg.level_split is None or out[i] is not None:
             continue
-        kept, loud = _level_sums(matrices[i], bounds, cfg.hop_length)
+        kept, loud = _level_sums(matrices[i][:-1], matrices[i][-1] > 0.5, bounds, cfg.hop_length)
         for j, other in enumerate(configs):
             if out[j] is not None or other.split_free_frame_key() != cfg.split_free_frame_key():
                 continue
@@ -427,10 +427,14 @@ class _PoolSums:
         return np.hstack(out).astype(np.float32)
 
 
-def _level_sums(frames: np.ndarray, bounds: np.ndarray, hop_length: int) -> tuple[_PoolSums, _PoolSums]:
-    """Sums over the kept frames and over the loud ones of a ``level_split`` frame matrix (see
-    :func:`frame_matrix`); the quiet pool is their difference."""
-    base, code = frames[:-1], frames[-1]
+def _level_sums(
+    base: np.ndarray, in_pool: np.ndarray, bounds: np.ndarray, hop_length: int
+) -> tuple[_PoolSums, _PoolSums]:
+    """Sums over the kept (finite) frames of ``base`` and over those of them in ``in_pool``.
+
+    For a ``level_split`` frame matrix (see :func:`frame_matrix`) ``base`` is its frames and
+    ``in_pool`` its last row > 0.5, the loud frames; the quiet pool is the difference of the two.
+    """
     first, last, segment_sums = _segment_summer(bounds, hop_length, base.shape[1])
     # float64 sums: E[x^2] - E[x]^2 loses precision in float32.
     x = base.astype(np.float64)
@@ -439,7 +443,7 @@ def _level_sums(frames: np.ndarray, bounds: np.ndarray, hop_length: int) -> tupl
         if not np.isnan(x[:, ~kept]).all():
             raise FeatureError("a level split needs frames that miss only whole frames")
         np.copyto(x, 0.0, where=~kept)
-    loud = kept & (code > 0.5)
+    loud = kept & in_pool
     x_loud = x * loud
 
     def counts(pool: np.ndarray) -> np.ndarray:
@@ -499,9 +503,7 @@ def segment_vectors(
         Statistic-major: all means, then all standard deviations.
     """
     if frame_mask is not None:
-        # A one-pool level split: the mask's frames are the "loud" pool.
-        code = np.where(np.isfinite(frames.sum(axis=0)), np.asarray(frame_mask, dtype=np.float32), np.nan)
-        _, pool = _level_sums(np.vstack([frames, code[None, :]]), bounds, hop_length)
+        _, pool = _level_sums(frames, np.asarray(frame_mask, dtype=bool), bounds, hop_length)
         vectors = pool.vectors(stats)
         return _with_empty_as_nan(vectors, pool.count) if empty_as_nan else vectors
     n_feat, n_frames = frames.shape

@@ -99,6 +99,12 @@ def robustness(
             res = rb.evaluate_fixed(model_path, dataset, chosen, seed=seed, workers=workers)
             res.extra["label"] = card.name
             results.append(res)
+        elif "routing" in card.output:
+            raise VoxguardError(
+                "the grouped protocol cannot retrain a routed model per fold yet: use --protocol fixed on a "
+                "corpus it never saw, or scripts/condition_experts.py for grouped figures",
+                path=str(model_path),
+            )
         elif card.features.get("kind") == "fusion":
             # A fusion: each member's recipe retrained per fold, then the fusion stacked per fold;
             # once per --policies entry (every member trained with it), else with each member's own.

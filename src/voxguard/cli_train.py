@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from voxguard.models.presets import DEFAULT_PRESET, MODEL_PRESETS
+from voxguard.models.presets import DEFAULT_PRESET, MODEL_PRESETS, ROUTED_RECIPES
 
 
 def _load(manifests: list[Path]):
@@ -47,7 +47,9 @@ def train(
         str,
         typer.Option(
             help=f"Model preset: {', '.join(MODEL_PRESETS)}; A+B trains both and a logistic-regression "
-            "fusion of their scores (members are written beside --out)."
+            "fusion of their scores (members are written beside --out); a routed recipe "
+            f"({', '.join(ROUTED_RECIPES)}) trains condition experts, each with its own augmentation "
+            "policy, and a router that mixes them (docs/robustness.md)."
         ),
     ] = DEFAULT_PRESET,
     name: Annotated[str | None, typer.Option(help="Model name in the card (default: the file stem).")] = None,
@@ -65,6 +67,7 @@ def train(
     from voxguard.evaluate.training import (
         describe_protocol_rows,
         train_fusion,
+        train_routed,
         train_segmental,
         write_training_report,
     )
@@ -84,7 +87,18 @@ def train(
             "log": lambda line: err.print(line, highlight=False),
             "verbose_log": lambda line: err.print(f"  {line}", highlight=False),
         }
-        if "+" in model:
+        if model in ROUTED_RECIPES:
+            recipe = ROUTED_RECIPES[model]
+            experts = [(label, _preset(preset).model(C), policy) for label, preset, policy in recipe.experts]
+            result = train_routed(
+                dataset,
+                out,
+                experts,
+                {cls: list(labels) for cls, labels in recipe.classes},
+                preprocess_config=_preset(recipe.experts[0][1]).preprocess(),
+                **{k: common[k] for k in ("name", "lofo", "seed", "workers", "command", "log")},
+            )
+        elif "+" in model:
             members, seen = [], set()
             for preset in model.split("+"):
                 member = _preset(preset.strip()).model(C)

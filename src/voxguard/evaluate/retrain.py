@@ -708,7 +708,14 @@ def retrain(
     if not 0 < validation_size < 1:
         raise ValueError("validation_size must be between 0 and 1")
     path = resolve_model(os.fspath(base_model))
-    if ModelCard.load(card_path(path)).features.get("kind") == "fusion":
+    base_card = ModelCard.load(card_path(path))
+    if "routing" in base_card.output:
+        raise RetrainError(
+            "feedback retraining of a routed model is not supported yet: retrain it with "
+            "`voxguard train --model <routed recipe>` on the corpus plus the feedback clips",
+            path=str(path),
+        )
+    if base_card.features.get("kind") == "fusion":
         return _retrain_fusion(
             path,
             feedback,

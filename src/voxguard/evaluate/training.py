@@ -43,6 +43,10 @@ class TrainingResult:
     summary_rows: list[dict[str, Any]] = field(default_factory=list)
 
 
+#: How every trained card's operating points were chosen.
+THRESHOLDS_TEXT = "eer: EER point of grouped out-of-fold probabilities; low-fa: at most 1 % of real clips flagged"
+
+
 def thresholds_from_scores(labels: np.ndarray, proba: np.ndarray) -> dict[str, float]:
     """Operating points on held-out probabilities: the EER point, and ≤ 1 % of real clips flagged."""
     eer_point = metrics.eer(labels, proba)
@@ -229,8 +233,7 @@ def train_segmental(
             "recipe": model.recipe(),
             "seed": seed,
             "calibration": "Platt scaling on grouped out-of-fold clip scores",
-            "thresholds": "eer: EER point of grouped out-of-fold probabilities; "
-            "low-fa: at most 1 % of real clips flagged",
+            "thresholds": THRESHOLDS_TEXT,
             "command": command,
             "wall_s": round(time.perf_counter() - start, 1),
         },
@@ -249,6 +252,25 @@ def train_segmental(
     card.save(card_path(out))
     return TrainingResult(
         model_path=out, card=card, protocols=results, oof_proba=proba, table=table, summary_rows=summary_rows
+    )
+
+
+def _ensemble_result(
+    out: Path,
+    card: ModelCard,
+    results: dict[str, ProtocolResult],
+    proba: np.ndarray,
+    trained: Sequence[TrainingResult],
+    summary_rows: list[dict[str, Any]],
+) -> TrainingResult:
+    """What a model of several trained members (fusion, routed) returns: its rows after theirs."""
+    return TrainingResult(
+        model_path=out,
+        card=card,
+        protocols=results,
+        oof_proba=proba,
+        table=trained[0].table,
+        summary_rows=[row for r in trained for row in r.summary_rows] + summary_rows,
     )
 
 
@@ -354,8 +376,7 @@ def train_fusion(
             "members' grouped out-of-fold scores",
             "seed": seed,
             "calibration": "Platt scaling on stacked grouped out-of-fold fused clip scores",
-            "thresholds": "eer: EER point of grouped out-of-fold probabilities; "
-            "low-fa: at most 1 % of real clips flagged",
+            "thresholds": THRESHOLDS_TEXT,
             "command": command,
             "wall_s": round(time.perf_counter() - start, 1),
         },
@@ -371,14 +392,237 @@ def train_fusion(
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_bytes(fusion_to_onnx(weights))
     card.save(card_path(out))
-    return TrainingResult(
-        model_path=out,
-        card=card,
-        protocols=results,
-        oof_proba=proba,
-        table=trained[0].table,
-        summary_rows=[row for r in trained for row in r.summary_rows] + summary_rows,
+    return _ensemble_result(out, card, results, proba, trained, summary_rows)
+
+
+def router_oof_posteriors(
+    dataset: Any,
+    tables: Sequence[SegmentTable],
+    router: Any,
+    *,
+    folds: int = 5,
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Out-of-fold router posteriors of every clip's clean segments, and the router's training rows.
+
+    ``tables``: one per degraded router class (in the order of ``router.classes[1:]``), each with
+    the clean rows and one degraded copy per clip. Returns ``(posteriors (n_clips, n_classes),
+    X, kinds)``; the router of each grouped fold never saw the fold's clips, degraded or not.
+    """
+    from voxguard.datasets.splits import group_kfold
+
+    clean = ~tables[0].augmented
+    X = [tables[0].X[clean]]
+    kinds = [np.zeros(int(clean.sum()), dtype=int)]
+    clips = [tables[0].clip[clean]]
+    for k, table in enumerate(tables, 1):
+        X.append(table.X[table.augmented])
+        kinds.append(np.full(int(table.augmented.sum()), k))
+        clips.append(table.clip[table.augmented])
+    X_all, kind_all, clip_all = np.vstack(X), np.concatenate(kinds), np.concatenate(clips)
+    n = len(dataset.labels())
+    posteriors = np.full((n, len(router.classes)), np.nan)
+    for split in group_kfold(dataset, folds, seed=seed):
+        held_out = np.isin(clip_all, split.test)
+        fitted = router.clone().fit(X_all[~held_out], kind_all[~held_out])
+        rows = held_out & (kind_all == 0)
+        if rows.any():
+            sums = np.zeros((n, len(router.classes)))
+            counts = np.zeros(n)
+            np.add.at(sums, clip_all[rows], fitted.predict_proba(X_all[rows]))
+            np.add.at(counts, clip_all[rows], 1)
+            have = counts > 0
+            posteriors[have] = sums[have] / counts[have, None]
+    return posteriors, X_all, kind_all
+
+
+def train_routed(
+    dataset: Any,
+    out_path: str | Path,
+    experts: Sequence[tuple[str, Any, str]],
+    class_experts: dict[str, Sequence[str]],
+    *,
+    router: Any = None,
+    preprocess_config: PreprocessConfig | None = None,
+    name: str = "voxguard-routed",
+    lofo: bool = True,
+    folds: int = 5,
+    seed: int = 0,
+    workers: int = 2,
+    command: str = "",
+    log: Callable[[str], None] = lambda _m: None,
+    progress: bool = True,
+) -> TrainingResult:
+    """Train condition experts and a router, and write a routed model (:mod:`voxguard.models.routing`).
+
+    Parameters
+    ----------
+    experts : sequence of (label, unfitted SegmentalClassifier, augmentation policy)
+        Each is trained with :func:`train_segmental` and its own policy (e.g. ``("main", v2,
+        "chain*2")``, ``("codec", v2, "only-codec*2")``) and written beside ``out_path`` as
+        ``NAME.LABEL.onnx``. All share the preprocessing and segment length.
+    class_experts : router class -> expert labels
+        Which experts score a segment the router puts in each class (several are averaged).
+    router : ConditionRouter, optional
+        Default: :func:`~voxguard.models.routing.router_view` of the first expert's view.
+
+    The routed model's grouped (and LOFO) figures mix the experts' out-of-fold clip scores with
+    the router's out-of-fold posteriors of the clips' clean segments (clip means; the scanner
+    mixes per segment). The router never sees labels, so its grouped-fold posteriors also serve
+    the LOFO figures.
+    """
+    from voxguard.errors import ModelError
+    from voxguard.evaluate.protocols import protocol_splits
+    from voxguard.models.routing import ROUTER_POLICIES, ConditionRouter, fit_routing, router_view, routing_to_onnx
+
+    if len(experts) < 2:
+        raise ModelError("a routed model needs at least two experts")
+    pre = preprocess_config or PreprocessConfig()
+    segment_s = experts[0][1].segment_s
+    if any(model.segment_s != segment_s for _, model, _ in experts):
+        raise ModelError("the experts of a routed model must share their segment length")
+    router = router or ConditionRouter(
+        features=router_view(experts[0][1].features), segment_s=segment_s, hop_s=experts[0][1].hop_s
     )
+    out = Path(out_path)
+    stem = out.name.removesuffix(".onnx")
+    start = time.perf_counter()
+    trained = []
+    for label, model, policy in experts:
+        log(f"expert {label} ({policy}): {model.describe()}")
+        trained.append(
+            train_segmental(
+                dataset,
+                out.with_name(f"{stem}.{label}.onnx"),
+                model=model,
+                name=f"{name}.{label}",
+                preprocess_config=pre,
+                augment=policy != "none",
+                policy=policy,
+                lofo=lofo,
+                folds=folds,
+                seed=seed,
+                workers=workers,
+                command=command,
+                log=log,
+                progress=progress,
+            )
+        )
+    log(f"router: {router.describe()}")
+    tables = [
+        build_segment_table(
+            dataset,
+            router,
+            preprocess_config=pre,
+            augment=True,
+            policy=ROUTER_POLICIES[cls],
+            seed=seed + 10 + k,
+            workers=workers,
+            progress=progress,
+        )
+        for k, cls in enumerate(router.classes[1:])
+    ]
+    posteriors, X_router, kinds = router_oof_posteriors(dataset, tables, router, folds=folds, seed=seed)
+    final_router = router.clone().fit(X_router, kinds)
+    probe = X_router[:: max(1, len(X_router) // 256)][:256]
+    router_onnx, router_output = final_router.to_onnx(probe)
+    router_path = out.with_name(f"{stem}.router.onnx")
+
+    labels = dataset.labels()
+    expert_labels = [label for label, _, _ in experts]
+    weights = fit_routing(
+        np.column_stack([r.protocols["grouped"].scores for r in trained]), expert_labels, class_experts, router.classes
+    )
+    results: dict[str, ProtocolResult] = {}
+    for key in ("grouped", "lofo") if lofo else ("grouped",):
+        mixed = weights.apply(np.column_stack([r.protocols[key].scores for r in trained]), posteriors)
+        fold_eer = {}
+        for fold, split in protocol_splits(dataset, key, folds=folds, seed=seed):
+            test = split.test[np.isfinite(mixed[split.test])]
+            if len(np.unique(labels[test])) == 2:
+                fold_eer[fold] = metrics.eer(labels[test], mixed[test]).eer
+        results[key] = ProtocolResult(key, name, mixed, fold_eer, sum(r.protocols[key].fit_s for r in trained))
+    summary_rows = [r.summary(labels) for r in results.values()]
+    for row in summary_rows:
+        log(f"{name} {row['protocol']}: EER {row['pooled_eer'] * 100:.2f} % (routed, out of fold)")
+    calibration, proba, thresholds = calibrate_oof(results["grouped"].scores, labels)
+
+    first = trained[0].card
+    common = {"sample_rate": pre.sample_rate, "preprocess": pre.to_dict(), "segment_s": segment_s}
+    router_card = ModelCard(
+        name=f"{name}.router",
+        model_type=final_router.describe(),
+        features={
+            "kind": "segmental",
+            "segmental": router.features.to_dict(),
+            **_input_spec(router),
+            **common,
+            "training_hop_s": router.hop_s,
+        },
+        output=router_output | {"meaning": "posterior of each degradation class (never trained on real/fake)"},
+        training={
+            "data": first.training.get("data", ""),
+            "data_fingerprint": dataset_fingerprint(dataset),
+            "rows": int(len(X_router)),
+            "classes": {cls: ROUTER_POLICIES.get(cls, "the clean clips") for cls in router.classes},
+            "seed": seed,
+            "command": command,
+        },
+        metrics={},
+        created=date.today().isoformat(),
+        voxguard_version=__version__,
+        notes=["A member of a routed model: it routes segments to experts and scores nothing by itself."],
+    )
+    member_files = [f"{stem}.{label}.onnx" for label in expert_labels] + [router_path.name]
+    card = ModelCard(
+        name=name,
+        model_type="condition-routed mix of " + ", ".join(f"{label} ({p})" for label, _, p in experts),
+        features={
+            "kind": "fusion",
+            "members": member_files,
+            "columns": [r.card.name for r in trained] + [f"P({cls})" for cls in router.classes],
+            **common,
+        },
+        output={
+            "name": "routed",
+            "index": None,
+            "sign": 1,
+            "meaning": "router-weighted standardised expert scores, higher = more likely fake",
+            "routing": weights.to_dict(),
+            "calibration": calibration,
+            "thresholds": thresholds,
+        },
+        training={
+            "data": first.training.get("data", ""),
+            "data_fingerprint": dataset_fingerprint(dataset),
+            "clips": int(len(labels)),
+            "experts": {
+                r.card.name: {"policy": p, **r.card.metrics} for r, (_, _, p) in zip(trained, experts, strict=True)
+            },
+            "class_experts": {k: list(v) for k, v in class_experts.items()},
+            "routing": "experts standardised on their grouped out-of-fold clip scores (no labels); per router "
+            "class the mean of its experts, rescaled to unit spread; weighted by the router's posteriors",
+            "seed": seed,
+            "calibration": "Platt scaling on grouped out-of-fold routed clip scores",
+            "thresholds": THRESHOLDS_TEXT,
+            "command": command,
+            "wall_s": round(time.perf_counter() - start, 1),
+        },
+        metrics=_card_metrics(results, summary_rows, labels, proba, thresholds, folds),
+        created=date.today().isoformat(),
+        voxguard_version=__version__,
+        notes=[
+            *first.notes,
+            "Routed figures mix out-of-fold expert clip scores with out-of-fold router posteriors of the clean "
+            "segments (clip means); the scanner mixes per segment.",
+        ],
+    )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    router_path.write_bytes(router_onnx)
+    router_card.save(card_path(router_path))
+    out.write_bytes(routing_to_onnx(weights))
+    card.save(card_path(out))
+    return _ensemble_result(out, card, results, proba, trained, summary_rows)
 
 
 def write_training_report(result: TrainingResult, dataset: Any, out_dir: str | Path) -> Path:

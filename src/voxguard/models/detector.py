@@ -81,6 +81,8 @@ class Detector:
             self.segmental = self.members[0].segmental
         #: Frame models (CNN, GMM) read crops of the frame matrix instead of pooled statistics.
         self.frame_input: bool = spec.get("input") == "frames"
+        if self.members and self.members[0].is_router:
+            raise ModelError("a routed model's first member must be an expert, not the router", path=str(model.path))
 
     @classmethod
     def load(cls, path: str | Path, *, threads: int = 1) -> Detector:
@@ -201,7 +203,11 @@ class Detector:
             pooled = pool_segments_many([matrices[i] for i in pooling], bounds, [configs[i] for i in pooling])  # type: ignore[misc]
             vectors = dict(zip(pooling, pooled, strict=True))
             columns = [
-                member.scores_from_vectors(vectors[i]) if i in vectors else member._crop_scores(matrices[i], bounds)
+                member.posteriors_from_vectors(vectors[i])
+                if member.is_router
+                else member.scores_from_vectors(vectors[i])
+                if i in vectors
+                else member._crop_scores(matrices[i], bounds)
                 for i, member in enumerate(self.members)
             ]
             stacked = np.column_stack(columns)
@@ -238,11 +244,28 @@ class Detector:
 
     def scores_from_vectors(self, X: np.ndarray) -> np.ndarray:
         """Raw scores of pooled segment rows (:func:`~voxguard.features.segmental.pool_segments`); NaN rows stay NaN."""
+        if self.is_router:
+            raise ModelError(
+                "this is the router of a routed model, not a detector: load the routed model", path=str(self.model.path)
+            )
         ok = np.isfinite(X).all(axis=1)
         scores = np.full(len(X), np.nan)
         if ok.any():
             scores[ok] = self.model.score(X[ok])
         return scores
+
+    @property
+    def is_router(self) -> bool:
+        """A routed model's router: its output is class posteriors, not a score (models.routing)."""
+        return bool(self.model.card.output.get("classes"))
+
+    def posteriors_from_vectors(self, X: np.ndarray) -> np.ndarray:
+        """A router's class posteriors of pooled segment rows, shape (n, n_classes); NaN rows stay NaN."""
+        ok = np.isfinite(X).all(axis=1)
+        out = np.full((len(X), len(self.model.card.output["classes"])), np.nan)
+        if ok.any():
+            out[ok] = self.model.posteriors(X[ok])
+        return out
 
     def _crop_scores(self, frames: np.ndarray, bounds: np.ndarray, batch: int = 128) -> np.ndarray:
         """Frame-model scores of segments, in batches of crops (memory stays bounded on long audio)."""

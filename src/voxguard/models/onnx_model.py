@@ -139,6 +139,18 @@ class OnnxModel:
         out = out[:, spec["index"]] if spec.get("index") is not None else out.reshape(len(X))
         return spec.get("sign", 1) * out.astype(np.float64)
 
+    def posteriors(self, X: np.ndarray) -> np.ndarray:
+        """Class posteriors of a router (card ``output.classes``): pooled rows -> (n_rows, n_classes)."""
+        classes = self.card.output.get("classes")
+        if not classes:
+            raise ModelError("this model has no class posteriors (it is not a router)", path=str(self.path))
+        X = np.ascontiguousarray(X, dtype=np.float32)
+        expected = len(self.card.features.get("columns", [])) or X.shape[1]
+        if X.ndim != 2 or X.shape[1] != expected:
+            raise ModelError(f"expected features of shape (n, {expected}), got {X.shape}")
+        out = self.session.run([self.card.output["name"]], {self.input_name: X})[0]
+        return np.asarray(out, dtype=np.float64).reshape(len(X), len(classes))
+
     def calibrate(self, scores: np.ndarray) -> np.ndarray:
         """Map raw scores to calibrated P(fake) with the card's calibration."""
         cal = self.card.output.get("calibration") or {"type": "logistic", "a": 1.0, "b": 0.0}

@@ -124,6 +124,40 @@ MODEL_PRESETS: dict[str, Preset] = {
 DEFAULT_PRESET = "lfcc48h-flatness-svm"
 
 
+@dataclass(frozen=True)
+class RoutedRecipe:
+    """Condition experts and how the router's classes use them (voxguard.models.routing).
+
+    ``experts``: (label, preset, augmentation policy) each; ``classes``: router class -> the
+    labels of the experts averaged for it. All experts share the preprocessing of the first.
+    """
+
+    experts: tuple[tuple[str, str, str], ...]
+    classes: tuple[tuple[str, tuple[str, ...]], ...]
+
+
+_V2, _SPLIT = "lfcc47h-flatness7k-gated-svm", "lfcc47h-flatness7k-split-svm"
+ROUTED_RECIPES: dict[str, RoutedRecipe] = {
+    # voxguard-v3's two members (trained with chain*2) for clean and unrecognised conditions, a
+    # codec expert, and babble experts (docs/robustness.md, "Condition experts and a router").
+    "routed-v3": RoutedRecipe(
+        experts=(
+            ("main", _V2, "chain*2"),
+            ("main-split", _SPLIT, "chain*2"),
+            ("codec", _V2, "only-codec*2"),
+            ("babble", _V2, "only-babble*4"),
+            ("babble-split", _SPLIT, "only-babble*2"),
+        ),
+        classes=(
+            ("clean", ("main", "main-split")),
+            ("codec", ("codec",)),
+            ("babble", ("babble", "babble-split")),
+            ("other", ("main", "main-split")),
+        ),
+    ),
+}
+
+
 def get_preset(name: str) -> Preset:
     if name not in MODEL_PRESETS:
         raise VoxguardError(f"unknown model preset {name!r}; choose from {', '.join(MODEL_PRESETS)}")

@@ -1,0 +1,184 @@
+"""Routed models: condition experts mixed by a router's posteriors (voxguard.models.routing)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from signals import make_clip, write_tiny_corpus
+from voxguard.errors import ModelError
+from voxguard.models.routing import ROUTER_CLASSES, ConditionRouter, RoutingWeights, fit_routing, routing_to_onnx
+
+SR = 16_000
+
+
+def _run_graph(onx: bytes, X: np.ndarray, output: str | None = None) -> np.ndarray:
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(onx, providers=["CPUExecutionProvider"])
+    names = [output] if output else None
+    return session.run(names, {session.get_inputs()[0].name: X.astype(np.float32)})[0]
+
+
+def test_fit_routing_standardises_experts_and_averages_a_class():
+    rng = np.random.default_rng(0)
+    scores = np.column_stack([rng.normal(3, 2, 500), rng.normal(-1, 0.5, 500), rng.normal(0, 4, 500)])
+    classes = {"clean": ["main"], "codec": ["codec"], "babble": ["codec", "babble"], "other": ["main"]}
+    w = fit_routing(scores, ["main", "codec", "babble"], classes)
+    z = (scores - np.array(w.mean)) / np.array(w.scale)
+    np.testing.assert_allclose(z.mean(axis=0), 0, atol=1e-9)
+    np.testing.assert_allclose(z.std(axis=0), 1, atol=1e-9)
+    per_class = z @ np.array(w.mixing)
+    np.testing.assert_allclose(per_class.std(axis=0), 1, atol=1e-9)  # every class on one scale
+    # A clip the router puts entirely in one class gets that class's experts only.
+    only_clean = np.tile(np.eye(4)[0], (500, 1))
+    np.testing.assert_allclose(w.apply(scores, only_clean), z[:, 0])
+    # Serialisation keeps everything.
+    assert RoutingWeights.from_dict(w.to_dict()) == w
+    with pytest.raises(ModelError, match="router class 'codec'"):
+        fit_routing(scores, ["main", "codec", "babble"], {**classes, "codec": ["nobody"]})
+
+
+def test_routing_graph_matches_numpy():
+    rng = np.random.default_rng(1)
+    scores = rng.normal(size=(200, 3))
+    w = fit_routing(scores, ["a", "b", "c"], {"clean": ["a"], "codec": ["b"], "babble": ["b", "c"], "other": ["a"]})
+    posteriors = rng.dirichlet(np.ones(4), size=50)
+    test = rng.normal(size=(50, 3))
+    out = _run_graph(routing_to_onnx(w), np.hstack([test, posteriors]))
+    np.testing.assert_allclose(out, w.apply(test, posteriors), rtol=1e-4, atol=1e-4)
+
+
+def test_condition_router_fits_separable_classes_and_exports():
+    rng = np.random.default_rng(2)
+    centres = rng.normal(scale=3, size=(4, 6))
+    kinds = np.repeat(np.arange(4), 60)
+    X = centres[kinds] + rng.normal(size=(240, 6))
+    router = ConditionRouter().fit(X, kinds)
+    p = router.predict_proba(X)
+    assert p.shape == (240, 4)
+    np.testing.assert_allclose(p.sum(axis=1), 1, atol=1e-6)
+    assert (p.argmax(axis=1) == kinds).mean() > 0.9
+    onx, output = router.to_onnx(X[:32])
+    assert output["classes"] == list(ROUTER_CLASSES)
+    np.testing.assert_allclose(_run_graph(onx, X[:32], output["name"]), p[:32], atol=1e-4)
+    with pytest.raises(ModelError, match="every class"):
+        ConditionRouter().fit(X[kinds < 3], kinds[kinds < 3])
+
+
+@pytest.fixture(scope="module")
+def routed_model(tmp_path_factory):
+    from voxguard.audio import PreprocessConfig
+    from voxguard.datasets import load_manifest
+    from voxguard.evaluate.training import train_routed
+    from voxguard.models.segmental import SegmentalClassifier
+
+    root = tmp_path_factory.mktemp("routed")
+    (root / "corpus").mkdir()
+    dataset = load_manifest(write_tiny_corpus(root / "corpus"))
+    expert = SegmentalClassifier(classifier="logreg", C=1.0, segment_s=2.0, hop_s=1.0)
+    out = root / "model" / "routed.onnx"
+    result = train_routed(
+        dataset,
+        out,
+        [("main", expert, "none"), ("codec", expert.clone(), "only-codec")],
+        {"clean": ["main"], "codec": ["codec"], "babble": ["main", "codec"], "other": ["main"]},
+        preprocess_config=PreprocessConfig(),
+        name="routed",
+        folds=3,
+        workers=1,
+        progress=False,
+    )
+    return result
+
+
+def test_routed_model_trains_ships_and_scans(routed_model):
+    from voxguard.audio import segment_bounds
+    from voxguard.models.detector import Detector
+    from voxguard.scan import Scanner
+
+    out = routed_model.model_path
+    card = routed_model.card
+    assert card.features["kind"] == "fusion"
+    assert card.features["members"] == ["routed.main.onnx", "routed.codec.onnx", "routed.router.onnx"]
+    for name in card.features["members"]:
+        assert (out.parent / name).is_file() and (out.parent / name.replace(".onnx", ".card.json")).is_file()
+    assert set(card.metrics) == {"grouped_cv", "leave_one_family_out"}
+    assert card.metrics["grouped_cv"]["eer"] < 0.3  # the tiny corpus's fakes are easy
+    assert card.training["experts"]["routed.codec"]["policy"] == "only-codec"
+
+    detector = Detector.load(out)
+    assert [m.is_router for m in detector.members] == [False, False, True]
+    y = make_clip("lowpass", 998)
+    prepared, sr, _ = detector.prepare_array(y, SR)
+    bounds = segment_bounds(len(prepared), sr, 2.0, 1.0)
+    scores, proba = detector.segment_scores(prepared, sr, bounds)
+    experts = np.column_stack([m.segment_scores(prepared, sr, bounds)[0] for m in detector.members[:2]])
+    router = detector.members[2]
+    from voxguard.features.segmental import frame_matrix, pool_segments
+
+    posteriors = router.posteriors_from_vectors(
+        pool_segments(frame_matrix(prepared, sr, router.segmental), bounds, router.segmental)
+    )
+    np.testing.assert_allclose(posteriors.sum(axis=1), 1, atol=1e-5)
+    weights = RoutingWeights.from_dict(card.output["routing"])
+    np.testing.assert_allclose(scores, weights.apply(experts, posteriors), rtol=1e-4, atol=1e-4)
+    assert np.all((proba >= 0) & (proba <= 1))
+    real = Scanner(detector).scan(make_clip("real", 999), sr=SR)
+    fake = Scanner(detector).scan(y, sr=SR)
+    assert fake.probability > real.probability
+
+    # The router alone is not a detector, and says so.
+    alone = Detector.load(out.parent / "routed.router.onnx")
+    with pytest.raises(ModelError, match="router of a routed model"):
+        alone.segment_scores(prepared, sr, bounds)
+
+
+def test_routed_model_with_a_missing_router_fails_to_load(routed_model, tmp_path):
+    import shutil
+
+    from voxguard.models.detector import Detector
+
+    copy = tmp_path / "copy"
+    shutil.copytree(routed_model.model_path.parent, copy)
+    (copy / "routed.router.onnx").unlink()
+    with pytest.raises(ModelError):
+        Detector.load(copy / "routed.onnx")
+
+
+def test_routed_model_refuses_what_it_cannot_do_yet(routed_model, tmp_path):
+    from typer.testing import CliRunner
+
+    from voxguard.cli import app
+    from voxguard.evaluate.retrain import RetrainError, retrain
+
+    with pytest.raises(RetrainError, match="routed model"):
+        retrain(routed_model.model_path, [], tmp_path / "new.onnx")
+    corpus = routed_model.model_path.parent.parent / "corpus" / "manifest.csv"
+    model = str(routed_model.model_path)
+    res = CliRunner().invoke(app, ["robustness", "--corpus", str(corpus), "--model", model, "--conditions", "gain-x10"])
+    assert res.exit_code != 0 and "routed model" in res.output and "Traceback" not in res.output
+
+
+def test_train_command_trains_a_routed_recipe(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    import voxguard.cli_train as cli_train
+    from voxguard.cli import app
+    from voxguard.models.presets import RoutedRecipe
+
+    recipe = RoutedRecipe(
+        experts=(("main", "lfcc48-logreg", "none"), ("codec", "lfcc48-logreg", "only-codec")),
+        classes=(("clean", ("main",)), ("codec", ("codec",)), ("babble", ("main",)), ("other", ("main",))),
+    )
+    monkeypatch.setitem(cli_train.ROUTED_RECIPES, "routed-test", recipe)
+    (tmp_path / "corpus").mkdir()
+    corpus = write_tiny_corpus(tmp_path / "corpus", n=24)
+    out = tmp_path / "m" / "r.onnx"
+    res = CliRunner().invoke(
+        app, ["train", str(corpus), "--model", "routed-test", "--out", str(out), "--no-lofo", "--workers", "1"]
+    )
+    assert res.exit_code == 0, res.output
+    assert {p.name for p in out.parent.glob("*.onnx")} == {"r.onnx", "r.main.onnx", "r.codec.onnx", "r.router.onnx"}
+    res = CliRunner().invoke(app, ["scan", "--model", str(out), str(corpus.parent / "real_0.wav")])
+    assert res.exit_code == 0, res.output

@@ -156,8 +156,33 @@ def test_routed_model_refuses_what_it_cannot_do_yet(routed_model, tmp_path):
         retrain(routed_model.model_path, [], tmp_path / "new.onnx")
     corpus = routed_model.model_path.parent.parent / "corpus" / "manifest.csv"
     model = str(routed_model.model_path)
-    res = CliRunner().invoke(app, ["robustness", "--corpus", str(corpus), "--model", model, "--conditions", "gain-x10"])
+    args = ["robustness", "--corpus", str(corpus), "--model", model, "--conditions", "gain-x10", "--policies", "v1"]
+    res = CliRunner().invoke(app, args)
     assert res.exit_code != 0 and "routed model" in res.output and "Traceback" not in res.output
+
+
+def test_grouped_robustness_of_a_routed_model(routed_model, tmp_path):
+    from typer.testing import CliRunner
+
+    from voxguard.cli import app
+
+    corpus = routed_model.model_path.parent.parent / "corpus" / "manifest.csv"
+    out = tmp_path / "rep"
+    model = str(routed_model.model_path)
+    args = ["robustness", "--corpus", str(corpus), "--model", model, "--conditions", "clean,mp3-64k",
+            "--folds", "3", "--workers", "1", "--out", str(out), "--scores-out", str(tmp_path / "s.csv")]  # fmt: skip
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    md = (out / "robustness.md").read_text()
+    for label in ("routed.main recipe + none", "routed.codec recipe + only-codec", "routed (routed, router retrained"):
+        assert label in md, label
+    import csv
+
+    with open(tmp_path / "s.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    column = "routed (routed, router retrained per fold):clean"
+    routed_clean = [float(r[column]) for r in rows if r[column] not in ("", "nan")]
+    assert len(routed_clean) >= 20 and np.std(routed_clean) > 0
 
 
 def test_train_command_trains_a_routed_recipe(tmp_path, monkeypatch):

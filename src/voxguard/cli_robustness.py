@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -100,11 +101,40 @@ def robustness(
             res.extra["label"] = card.name
             results.append(res)
         elif "routing" in card.output:
-            raise VoxguardError(
-                "the grouped protocol cannot retrain a routed model per fold yet: use --protocol fixed on a "
-                "corpus it never saw, or scripts/condition_experts.py for grouped figures",
-                path=str(model_path),
+            # A routed model: each expert's recipe retrained per fold with its own policy, the
+            # router retrained per fold, and the experts mixed by its posteriors under every condition.
+            if policies:
+                raise VoxguardError("--policies does not apply to a routed model: its experts have their own")
+            member_cards = [ModelCard.load(card_path(model_path.parent / m)) for m in card.features["members"]]
+            expert_cards = [c for c in member_cards if not c.output.get("classes")]
+            router_card = next(c for c in member_cards if c.output.get("classes"))
+            rows_by_view: dict[str, Any] = {}  # experts with the same view share their degraded rows
+            expert_results = []
+            for expert_card in expert_cards:
+                view = json.dumps(expert_card.features["segmental"], sort_keys=True)
+                policy = expert_card.training.get("augmentation_policy") or "none"
+                res = grouped(expert_card, policy, expert_card.name, rows_by_view.get(view))
+                rows_by_view.setdefault(view, res.extra["condition_rows"])
+                res.extra["label"] = f"{expert_card.name} recipe + {policy}"
+                expert_results.append(res)
+            from voxguard.models.routing import router_from_card
+
+            routing = card.output["routing"]
+            routed = rb.route_grouped(
+                dataset,
+                expert_results,
+                routing["experts"],
+                card.training["class_experts"],
+                router_from_card(router_card),
+                chosen,
+                preprocess_config=rb.preprocess_from_card(expert_cards[0]),
+                folds=folds,
+                seed=seed,
+                workers=workers,
+                name=card.name,
             )
+            routed.extra["label"] = f"{card.name} (routed, router retrained per fold)"
+            results += [*expert_results, routed]
         elif card.features.get("kind") == "fusion":
             # A fusion: each member's recipe retrained per fold, then the fusion stacked per fold;
             # once per --policies entry (every member trained with it), else with each member's own.

@@ -17,7 +17,7 @@ the clip under test.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -335,6 +335,37 @@ def evaluate_fixed(
     return RobustnessResult(tuple(conditions), scores, dataset.labels(), "fixed", detector.name, failures)
 
 
+def degraded_rows(
+    dataset: Any,
+    model: Any,
+    conditions: Sequence[Condition],
+    preprocess_config: Any,
+    *,
+    seed: int = 0,
+    workers: int = 2,
+    progress: bool = True,
+) -> list[dict[str, Any]]:
+    """Every clip under every condition, as ``model``'s input rows (its view, segments and row kind).
+
+    One dict per clip: ``index``, ``ok``, ``rows`` (condition -> rows), ``errors``; the babble is
+    drawn with ``seed + 1``, never from the clip itself.
+    """
+    from voxguard.models.segmental import babble_paths
+
+    setup = _Setup(
+        conditions=tuple(c.name for c in conditions),
+        babble=babble_paths(dataset, seed=seed + 1),
+        mode="features",
+        features=model.features,
+        preprocess=preprocess_config,
+        segment_s=model.segment_s,
+        hop_s=model.hop_s,
+        sample_rate=preprocess_config.sample_rate,
+        row_kind=getattr(model, "row_kind", "pooled"),
+    )
+    return _run(dataset, setup, seed=seed, workers=workers, progress=progress)
+
+
 def evaluate_grouped(
     dataset: Any,
     model: Any,
@@ -360,7 +391,7 @@ def evaluate_grouped(
     """
     from voxguard.audio import PreprocessConfig
     from voxguard.datasets.splits import group_kfold
-    from voxguard.models.segmental import babble_paths, build_segment_table, clip_scores
+    from voxguard.models.segmental import build_segment_table, clip_scores
 
     labels = dataset.labels()
     n = len(labels)
@@ -378,18 +409,7 @@ def evaluate_grouped(
             progress=progress,
         )
     if condition_rows is None:
-        setup = _Setup(
-            conditions=tuple(c.name for c in conditions),
-            babble=babble_paths(dataset, seed=seed + 1),
-            mode="features",
-            features=model.features,
-            preprocess=pre,
-            segment_s=model.segment_s,
-            hop_s=model.hop_s,
-            sample_rate=pre.sample_rate,
-            row_kind=getattr(model, "row_kind", "pooled"),
-        )
-        condition_rows = _run(dataset, setup, seed=seed, workers=workers, progress=progress)
+        condition_rows = degraded_rows(dataset, model, conditions, pre, seed=seed, workers=workers, progress=progress)
     tables: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     failures: list[tuple[int, str]] = []
     for cond in conditions:
@@ -425,6 +445,66 @@ def evaluate_grouped(
         "wall_s": time.perf_counter() - start,
     }
     return result
+
+
+def route_grouped(
+    dataset: Any,
+    experts: Sequence[RobustnessResult],
+    expert_labels: Sequence[str],
+    class_experts: Mapping[str, Sequence[str]],
+    router: Any,
+    conditions: Sequence[Condition],
+    *,
+    preprocess_config: Any = None,
+    folds: int = 5,
+    seed: int = 0,
+    workers: int = 2,
+    name: str = "routed",
+    progress: bool = True,
+) -> RobustnessResult:
+    """A routed model's grouped robustness: its experts' results mixed by a router retrained per fold.
+
+    ``experts``: :func:`evaluate_grouped` results of the experts' recipes (same ``folds`` and
+    ``seed``), in the order of ``expert_labels``. The router (a
+    :class:`~voxguard.models.routing.ConditionRouter`) is trained per fold on the other folds'
+    clips, clean and degraded by its classes' policies, and gives clip-mean posteriors of every
+    held-out clip under every condition; experts are standardised on their clean held-out scores
+    (no labels) as :func:`~voxguard.models.routing.fit_routing` does in training.
+    """
+    from voxguard.audio import PreprocessConfig
+    from voxguard.datasets.splits import group_kfold
+    from voxguard.evaluate.training import router_rows, router_tables
+    from voxguard.models.routing import fit_routing
+
+    pre = preprocess_config or PreprocessConfig()
+    labels = dataset.labels()
+    n, k = len(labels), len(router.classes)
+    X, kinds, clip = router_rows(router_tables(dataset, router, pre, seed=seed, workers=workers, progress=progress))
+    rows = degraded_rows(dataset, router, conditions, pre, seed=seed, workers=workers, progress=progress)
+    rows = [r for r in rows if r["ok"]]
+    posteriors = {c.name: np.full((n, k), np.nan) for c in conditions}
+    for split in group_kfold(dataset, folds, seed=seed):
+        held_out = np.isin(clip, split.test)
+        fitted = router.clone().fit(X[~held_out], kinds[~held_out])
+        test = set(split.test.tolist())
+        for res in rows:
+            if res["index"] not in test:
+                continue
+            for cond in conditions:
+                segment_rows = res["rows"].get(cond.name)
+                if segment_rows is not None and len(segment_rows):
+                    finite = segment_rows[np.isfinite(segment_rows).all(axis=1)]
+                    if len(finite):
+                        posteriors[cond.name][res["index"]] = fitted.predict_proba(finite).mean(axis=0)
+    weights = fit_routing(
+        np.column_stack([e.scores["clean"] for e in experts]), expert_labels, class_experts, router.classes
+    )
+    scores = {
+        c.name: weights.apply(np.column_stack([e.scores[c.name] for e in experts]), posteriors[c.name])
+        for c in conditions
+    }
+    failures = sorted({f for e in experts for f in e.failures})
+    return RobustnessResult(tuple(conditions), scores, labels, "grouped", name, failures)
 
 
 def fuse_grouped(

@@ -395,6 +395,44 @@ def train_fusion(
     return _ensemble_result(out, card, results, proba, trained, summary_rows)
 
 
+def router_rows(tables: Sequence[SegmentTable]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The router's training rows ``(X, class index, clip)`` from one table per degraded class.
+
+    Class 0 (clean) takes the first table's clean rows; class k the k-th table's degraded copies.
+    """
+    clean = ~tables[0].augmented
+    X = [tables[0].X[clean]]
+    kinds = [np.zeros(int(clean.sum()), dtype=int)]
+    clips = [tables[0].clip[clean]]
+    for k, table in enumerate(tables, 1):
+        X.append(table.X[table.augmented])
+        kinds.append(np.full(int(table.augmented.sum()), k))
+        clips.append(table.clip[table.augmented])
+    finite = np.isfinite(np.vstack(X)).all(axis=1)
+    return np.vstack(X)[finite], np.concatenate(kinds)[finite], np.concatenate(clips)[finite]
+
+
+def router_tables(
+    dataset: Any, router: Any, preprocess_config: PreprocessConfig, *, seed: int, workers: int, progress: bool
+) -> list[SegmentTable]:
+    """One table per degraded router class: every clip clean plus one copy degraded by that class's policy."""
+    from voxguard.models.routing import ROUTER_POLICIES
+
+    return [
+        build_segment_table(
+            dataset,
+            router,
+            preprocess_config=preprocess_config,
+            augment=True,
+            policy=ROUTER_POLICIES[cls],
+            seed=seed + 10 + k,
+            workers=workers,
+            progress=progress,
+        )
+        for k, cls in enumerate(router.classes[1:])
+    ]
+
+
 def router_oof_posteriors(
     dataset: Any,
     tables: Sequence[SegmentTable],
@@ -411,15 +449,7 @@ def router_oof_posteriors(
     """
     from voxguard.datasets.splits import group_kfold
 
-    clean = ~tables[0].augmented
-    X = [tables[0].X[clean]]
-    kinds = [np.zeros(int(clean.sum()), dtype=int)]
-    clips = [tables[0].clip[clean]]
-    for k, table in enumerate(tables, 1):
-        X.append(table.X[table.augmented])
-        kinds.append(np.full(int(table.augmented.sum()), k))
-        clips.append(table.clip[table.augmented])
-    X_all, kind_all, clip_all = np.vstack(X), np.concatenate(kinds), np.concatenate(clips)
+    X_all, kind_all, clip_all = router_rows(tables)
     n = len(dataset.labels())
     posteriors = np.full((n, len(router.classes)), np.nan)
     for split in group_kfold(dataset, folds, seed=seed):
@@ -509,19 +539,7 @@ def train_routed(
             )
         )
     log(f"router: {router.describe()}")
-    tables = [
-        build_segment_table(
-            dataset,
-            router,
-            preprocess_config=pre,
-            augment=True,
-            policy=ROUTER_POLICIES[cls],
-            seed=seed + 10 + k,
-            workers=workers,
-            progress=progress,
-        )
-        for k, cls in enumerate(router.classes[1:])
-    ]
+    tables = router_tables(dataset, router, pre, seed=seed, workers=workers, progress=progress)
     posteriors, X_router, kinds = router_oof_posteriors(dataset, tables, router, folds=folds, seed=seed)
     final_router = router.clone().fit(X_router, kinds)
     probe = X_router[:: max(1, len(X_router) // 256)][:256]
@@ -565,6 +583,7 @@ def train_routed(
             "data_fingerprint": dataset_fingerprint(dataset),
             "rows": int(len(X_router)),
             "classes": {cls: ROUTER_POLICIES.get(cls, "the clean clips") for cls in router.classes},
+            "recipe": {"classifier": "router", "C": router.C},
             "seed": seed,
             "command": command,
         },

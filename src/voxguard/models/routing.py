@@ -112,6 +112,18 @@ class ConditionRouter:
         )
 
 
+def router_from_card(card: Any) -> ConditionRouter:
+    """An unfitted :class:`ConditionRouter` with the settings of a trained router's card (to retrain it)."""
+    features = card.features
+    return ConditionRouter(
+        features=SegmentalConfig.from_dict(features["segmental"]),
+        C=float((card.training.get("recipe") or {}).get("C", 1.0)),
+        segment_s=float(features["segment_s"]),
+        hop_s=float(features.get("training_hop_s", float(features["segment_s"]) / 2)),
+        classes=tuple(card.output["classes"]),
+    )
+
+
 @dataclass(frozen=True)
 class RoutingWeights:
     """How expert scores and router posteriors make one score (see the module docstring).

@@ -207,3 +207,14 @@ def test_train_command_trains_a_routed_recipe(tmp_path, monkeypatch):
     assert {p.name for p in out.parent.glob("*.onnx")} == {"r.onnx", "r.main.onnx", "r.codec.onnx", "r.router.onnx"}
     res = CliRunner().invoke(app, ["scan", "--model", str(out), str(corpus.parent / "real_0.wav")])
     assert res.exit_code == 0, res.output
+
+
+def test_service_scans_with_a_routed_model_without_keeping_vectors(routed_model):
+    from voxguard.models.detector import Detector
+    from voxguard.scan import Scanner
+    from voxguard.server.service import recording_scanner
+
+    scanner = Scanner(Detector.load(routed_model.model_path))
+    same, recorders = recording_scanner(scanner)
+    assert same is scanner and recorders is None
+    assert same.scan(make_clip("buzz", 997), sr=SR).probability is not None

@@ -91,6 +91,8 @@ def recording_scanner(scanner: Scanner) -> tuple[Scanner, list[_RecordingModel] 
         return scanner, None
     if not math.isclose(scanner.segment_s, detector.segment_s):
         return scanner, None
+    if "routing" in detector.model.card.output:  # routed models are not retrained from feedback (yet)
+        return scanner, None
     members = list(getattr(detector, "members", None) or [])
     # Frame models score crops of frame features: far larger than pooled vectors and closer to
     # a recording, so they are not kept (retraining such a model uses kept audio).

@@ -36,10 +36,15 @@ ROUTER_POLICIES = {"codec": "only-codec", "babble": "only-babble", "other": "onl
 
 
 def router_view(base: SegmentalConfig) -> SegmentalConfig:
-    """The router's own view: LFCC 4-8 kHz and 16-band flatness (which see a codec's low-pass
-    above 7 kHz that the 7-kHz-capped detector views leave out), louder and quieter frames pooled
-    apart (babble fills the quiet frames). Gate and rate as ``base``."""
-    return replace(base, views=("lfcc_4_8k_hann", "band_flatness"), level_split="halves")
+    """The router's view: ``base`` (the experts' 7-kHz-capped views) with the louder and quieter
+    frames pooled apart (babble fills the quiet frames).
+
+    A view up to 8 kHz routes MP3 better (it sees the codec's low-pass: 92 % of MP3-64k clips to
+    the codec expert against 54 %), but the 7.3-8 kHz band also records how a file was resampled,
+    so the same speech at 22.05/44.1/48 kHz was routed differently (P(fake) moved by up to 0.26;
+    docs/robustness.md). Capped, the router shares the experts' frames and adds no feature cost.
+    """
+    return replace(base, level_split="halves")
 
 
 @dataclass

@@ -15,9 +15,11 @@ frames pooled apart (``babble*2``, ``level_split="halves"``). It saves every mod
 scores per condition (``scores_NAME.npy``, conditions x clips).
 
 ``router`` trains a 4-way logistic regression (clean / codec / babble / any other degradation)
-on pooled statistics of its own wider-band view (LFCC 4-8 kHz and 16-band flatness, louder and
-quieter frames apart), per grouped fold, on the training clips' clean rows and one degraded copy
-per kind, and saves its posteriors for the held-out degraded test clips (``router_post.pkl``).
+on pooled statistics of the experts' view with louder and quieter frames apart (``--router-view
+7k``, what routed models use) or of a wider view (``8k``: LFCC 4-8 kHz and 16-band flatness,
+better at MP3 but not invariant to the input rate), per grouped fold, on the training clips'
+clean rows and one degraded copy per kind, and saves its posteriors for the held-out degraded
+test clips (``router_post.pkl``).
 
 ``lofo`` scores every expert leave-one-family-out on clean clips (the numbers that predict unseen
 generators), trained on the same rows (clean + the policy's copies) as ``voxguard compare
@@ -92,7 +94,7 @@ def run_experts(corpus: str, work: Path) -> None:
         print(name, policy, f"{time.perf_counter() - start:.0f} s", json.dumps(table), flush=True)
 
 
-def run_router(corpus: str, work: Path, C: float = 1.0) -> None:
+def run_router(corpus: str, work: Path, C: float = 1.0, view: str = "7k") -> None:
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
@@ -104,7 +106,8 @@ def run_router(corpus: str, work: Path, C: float = 1.0) -> None:
     dataset, preset = _setup(corpus)
     pre = preset.preprocess()
     model = preset.model()
-    model.features = replace(model.features, views=("lfcc_4_8k_hann", "band_flatness"), level_split="halves")
+    views = ("lfcc_4_8k_hann", "band_flatness") if view == "8k" else model.features.views
+    model.features = replace(model.features, views=views, level_split="halves")
     model.classifier = "logreg"
     tables = {
         kind: build_segment_table(
@@ -261,10 +264,14 @@ def main() -> None:
     ap.add_argument("step", choices=("experts", "router", "lofo", "combine"))
     ap.add_argument("--corpus", default="../shared/corpus/manifest.csv")
     ap.add_argument("--work", default="reports/condition-experts", help="where the scores and posteriors go")
+    ap.add_argument("--router-view", choices=("7k", "8k"), default="7k")
     args = ap.parse_args()
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
-    {"experts": run_experts, "router": run_router, "lofo": run_lofo, "combine": combine}[args.step](args.corpus, work)
+    if args.step == "router":
+        run_router(args.corpus, work, view=args.router_view)
+    else:
+        {"experts": run_experts, "lofo": run_lofo, "combine": combine}[args.step](args.corpus, work)
 
 
 if __name__ == "__main__":  # feature workers are spawned: they must not rerun the script

@@ -105,9 +105,11 @@ def robustness(
             # router retrained per fold, and the experts mixed by its posteriors under every condition.
             if policies:
                 raise VoxguardError("--policies does not apply to a routed model: its experts have their own")
+            from voxguard.models.routing import is_router_card, router_from_card
+
             member_cards = [ModelCard.load(card_path(model_path.parent / m)) for m in card.features["members"]]
-            expert_cards = [c for c in member_cards if not c.output.get("classes")]
-            router_card = next(c for c in member_cards if c.output.get("classes"))
+            expert_cards = [c for c in member_cards if not is_router_card(c)]
+            router_card = next(c for c in member_cards if is_router_card(c))
             rows_by_view: dict[str, Any] = {}  # experts with the same view share their degraded rows
             expert_results = []
             for expert_card in expert_cards:
@@ -117,8 +119,6 @@ def robustness(
                 rows_by_view.setdefault(view, res.extra["condition_rows"])
                 res.extra["label"] = f"{expert_card.name} recipe + {policy}"
                 expert_results.append(res)
-            from voxguard.models.routing import router_from_card
-
             routing = card.output["routing"]
             routed = rb.route_grouped(
                 dataset,

@@ -472,20 +472,17 @@ def route_grouped(
     (no labels) as :func:`~voxguard.models.routing.fit_routing` does in training.
     """
     from voxguard.audio import PreprocessConfig
-    from voxguard.datasets.splits import group_kfold
-    from voxguard.evaluate.training import router_rows, router_tables
+    from voxguard.evaluate.training import fold_routers, router_rows, router_tables
     from voxguard.models.routing import fit_routing
 
     pre = preprocess_config or PreprocessConfig()
     labels = dataset.labels()
     n, k = len(labels), len(router.classes)
-    X, kinds, clip = router_rows(router_tables(dataset, router, pre, seed=seed, workers=workers, progress=progress))
+    training_rows = router_rows(router_tables(dataset, router, pre, seed=seed, workers=workers, progress=progress))
     rows = degraded_rows(dataset, router, conditions, pre, seed=seed, workers=workers, progress=progress)
     rows = [r for r in rows if r["ok"]]
     posteriors = {c.name: np.full((n, k), np.nan) for c in conditions}
-    for split in group_kfold(dataset, folds, seed=seed):
-        held_out = np.isin(clip, split.test)
-        fitted = router.clone().fit(X[~held_out], kinds[~held_out])
+    for split, fitted in fold_routers(dataset, training_rows, router, folds=folds, seed=seed):
         test = set(split.test.tolist())
         for res in rows:
             if res["index"] not in test:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -433,37 +433,43 @@ def router_tables(
     ]
 
 
+def fold_routers(
+    dataset: Any, rows: tuple[np.ndarray, np.ndarray, np.ndarray], router: Any, *, folds: int = 5, seed: int = 0
+) -> Iterator[tuple[Any, Any]]:
+    """``(split, router)`` per grouped fold, the router fitted on :func:`router_rows` of the other folds' clips."""
+    from voxguard.datasets.splits import group_kfold
+
+    X, kinds, clip = rows
+    for split in group_kfold(dataset, folds, seed=seed):
+        held_out = np.isin(clip, split.test)
+        yield split, router.clone().fit(X[~held_out], kinds[~held_out])
+
+
 def router_oof_posteriors(
     dataset: Any,
-    tables: Sequence[SegmentTable],
+    rows: tuple[np.ndarray, np.ndarray, np.ndarray],
     router: Any,
     *,
     folds: int = 5,
     seed: int = 0,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Out-of-fold router posteriors of every clip's clean segments, and the router's training rows.
+) -> np.ndarray:
+    """Out-of-fold router posteriors of every clip's clean segments, shape (n_clips, n_classes).
 
-    ``tables``: one per degraded router class (in the order of ``router.classes[1:]``), each with
-    the clean rows and one degraded copy per clip. Returns ``(posteriors (n_clips, n_classes),
-    X, kinds)``; the router of each grouped fold never saw the fold's clips, degraded or not.
+    ``rows``: :func:`router_rows`. The router of each grouped fold never saw the fold's clips,
+    degraded or not; a clip's posterior is the mean over its clean segments (NaN if it has none).
     """
-    from voxguard.datasets.splits import group_kfold
-
-    X_all, kind_all, clip_all = router_rows(tables)
-    n = len(dataset.labels())
-    posteriors = np.full((n, len(router.classes)), np.nan)
-    for split in group_kfold(dataset, folds, seed=seed):
-        held_out = np.isin(clip_all, split.test)
-        fitted = router.clone().fit(X_all[~held_out], kind_all[~held_out])
-        rows = held_out & (kind_all == 0)
-        if rows.any():
-            sums = np.zeros((n, len(router.classes)))
-            counts = np.zeros(n)
-            np.add.at(sums, clip_all[rows], fitted.predict_proba(X_all[rows]))
-            np.add.at(counts, clip_all[rows], 1)
-            have = counts > 0
-            posteriors[have] = sums[have] / counts[have, None]
-    return posteriors, X_all, kind_all
+    X, kinds, clip = rows
+    n, k = len(dataset.labels()), len(router.classes)
+    sums, counts = np.zeros((n, k)), np.zeros(n)
+    for split, fitted in fold_routers(dataset, rows, router, folds=folds, seed=seed):
+        test_rows = np.isin(clip, split.test) & (kinds == 0)
+        if test_rows.any():
+            np.add.at(sums, clip[test_rows], fitted.predict_proba(X[test_rows]))
+            np.add.at(counts, clip[test_rows], 1)
+    posteriors = np.full((n, k), np.nan)
+    have = counts > 0
+    posteriors[have] = sums[have] / counts[have, None]
+    return posteriors
 
 
 def train_routed(
@@ -539,9 +545,10 @@ def train_routed(
             )
         )
     log(f"router: {router.describe()}")
-    tables = router_tables(dataset, router, pre, seed=seed, workers=workers, progress=progress)
-    posteriors, X_router, kinds = router_oof_posteriors(dataset, tables, router, folds=folds, seed=seed)
-    final_router = router.clone().fit(X_router, kinds)
+    rows = router_rows(router_tables(dataset, router, pre, seed=seed, workers=workers, progress=progress))
+    posteriors = router_oof_posteriors(dataset, rows, router, folds=folds, seed=seed)
+    X_router = rows[0]
+    final_router = router.clone().fit(X_router, rows[1])
     probe = X_router[:: max(1, len(X_router) // 256)][:256]
     router_onnx, router_output = final_router.to_onnx(probe)
     router_path = out.with_name(f"{stem}.router.onnx")

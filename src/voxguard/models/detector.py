@@ -30,6 +30,7 @@ from voxguard.features.segmental import (
     segment_crops,
 )
 from voxguard.models.onnx_model import OnnxModel
+from voxguard.models.routing import is_router_card
 
 
 @dataclass(frozen=True)
@@ -257,7 +258,7 @@ class Detector:
     @property
     def is_router(self) -> bool:
         """A routed model's router: its output is class posteriors, not a score (models.routing)."""
-        return bool(self.model.card.output.get("classes"))
+        return is_router_card(self.model.card)
 
     def posteriors_from_vectors(self, X: np.ndarray) -> np.ndarray:
         """A router's class posteriors of pooled segment rows, shape (n, n_classes); NaN rows stay NaN."""

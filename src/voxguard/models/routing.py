@@ -35,6 +35,11 @@ ROUTER_CLASSES = ("clean", "codec", "babble", "other")
 ROUTER_POLICIES = {"codec": "only-codec", "babble": "only-babble", "other": "only-other"}
 
 
+def is_router_card(card: Any) -> bool:
+    """A routed model's router: its card's output is class posteriors, not a score."""
+    return bool(card.output.get("classes"))
+
+
 def router_view(base: SegmentalConfig) -> SegmentalConfig:
     """The router's view: ``base`` (the experts' 7-kHz-capped views) with the louder and quieter
     frames pooled apart (babble fills the quiet frames).
@@ -209,6 +214,11 @@ def routing_to_onnx(weights: RoutingWeights) -> bytes:
         "scale": np.asarray(weights.scale, np.float32).reshape(1, m),
         "mixing": np.asarray(weights.mixing, np.float32).reshape(m, k),
         "axis": np.asarray([1], np.int64),
+        # Column ranges of the input: expert scores [0, m), router posteriors [m, m + k).
+        "starts_s": np.asarray([0], np.int64),
+        "ends_s": np.asarray([m], np.int64),
+        "starts_p": np.asarray([m], np.int64),
+        "ends_p": np.asarray([m + k], np.int64),
     }
     nodes = [
         helper.make_node("Slice", ["inputs", "starts_s", "ends_s", "axis"], ["scores"]),
@@ -219,19 +229,12 @@ def routing_to_onnx(weights: RoutingWeights) -> bytes:
         helper.make_node("Mul", ["per_class", "posteriors"], ["weighted"]),
         helper.make_node("ReduceSum", ["weighted", "axis"], ["routed"], keepdims=0),
     ]
-    initializers = [numpy_helper.from_array(consts[name], name=name) for name in ("mean", "scale", "mixing", "axis")]
-    initializers += [
-        numpy_helper.from_array(np.asarray([0], np.int64), name="starts_s"),
-        numpy_helper.from_array(np.asarray([m], np.int64), name="ends_s"),
-        numpy_helper.from_array(np.asarray([m], np.int64), name="starts_p"),
-        numpy_helper.from_array(np.asarray([m + k], np.int64), name="ends_p"),
-    ]
     graph = helper.make_graph(
         nodes,
         "voxguard_routing",
         [helper.make_tensor_value_info("inputs", TensorProto.FLOAT, [None, m + k])],
         [helper.make_tensor_value_info("routed", TensorProto.FLOAT, [None])],
-        initializer=initializers,
+        initializer=[numpy_helper.from_array(v, name=name) for name, v in consts.items()],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="voxguard")
     model.ir_version = 8  # readable by every onnxruntime >= 1.16 (the floor in pyproject)

@@ -51,12 +51,13 @@ def test_routing_graph_matches_numpy():
 
 def test_condition_router_fits_separable_classes_and_exports():
     rng = np.random.default_rng(2)
-    centres = rng.normal(scale=3, size=(4, 6))
-    kinds = np.repeat(np.arange(4), 60)
-    X = centres[kinds] + rng.normal(size=(240, 6))
+    k = len(ROUTER_CLASSES)
+    centres = rng.normal(scale=3, size=(k, 6))
+    kinds = np.repeat(np.arange(k), 60)
+    X = centres[kinds] + rng.normal(size=(60 * k, 6))
     router = ConditionRouter().fit(X, kinds)
     p = router.predict_proba(X)
-    assert p.shape == (240, 4)
+    assert p.shape == (60 * k, k)
     np.testing.assert_allclose(p.sum(axis=1), 1, atol=1e-6)
     assert (p.argmax(axis=1) == kinds).mean() > 0.9
     onx, output = router.to_onnx(X[:32])
@@ -146,13 +147,13 @@ def test_routed_model_with_a_missing_router_fails_to_load(routed_model, tmp_path
         Detector.load(copy / "routed.onnx")
 
 
-def test_routed_model_refuses_what_it_cannot_do_yet(routed_model, tmp_path):
+def test_routed_model_refuses_what_it_cannot_do(routed_model, tmp_path):
     from typer.testing import CliRunner
 
     from voxguard.cli import app
     from voxguard.evaluate.retrain import RetrainError, retrain
 
-    with pytest.raises(RetrainError, match="routed model"):
+    with pytest.raises(RetrainError, match="no usable feedback"):
         retrain(routed_model.model_path, [], tmp_path / "new.onnx")
     corpus = routed_model.model_path.parent.parent / "corpus" / "manifest.csv"
     model = str(routed_model.model_path)
@@ -194,7 +195,7 @@ def test_train_command_trains_a_routed_recipe(tmp_path, monkeypatch):
 
     recipe = RoutedRecipe(
         experts=(("main", "lfcc48-logreg", "none"), ("codec", "lfcc48-logreg", "only-codec")),
-        classes=(("clean", ("main",)), ("codec", ("codec",)), ("babble", ("main",)), ("other", ("main",))),
+        classes=(("clean", ("main",)), ("codec", ("codec",)), ("telephone", ("main",)), ("other", ("main",))),
     )
     monkeypatch.setitem(cli_train.ROUTED_RECIPES, "routed-test", recipe)
     (tmp_path / "corpus").mkdir()
@@ -205,16 +206,108 @@ def test_train_command_trains_a_routed_recipe(tmp_path, monkeypatch):
     )
     assert res.exit_code == 0, res.output
     assert {p.name for p in out.parent.glob("*.onnx")} == {"r.onnx", "r.main.onnx", "r.codec.onnx", "r.router.onnx"}
+    from voxguard.models.onnx_model import ModelCard, card_path
+
+    router_card = ModelCard.load(card_path(out.with_name("r.router.onnx")))
+    assert router_card.output["classes"] == ["clean", "codec", "telephone", "other"]  # the recipe's classes
+    assert router_card.training["classes"]["telephone"] == "only-telephone"
     res = CliRunner().invoke(app, ["scan", "--model", str(out), str(corpus.parent / "real_0.wav")])
     assert res.exit_code == 0, res.output
 
 
-def test_service_scans_with_a_routed_model_without_keeping_vectors(routed_model):
+def test_router_classes_must_start_clean_and_have_a_policy(tmp_path):
+    from voxguard.evaluate.training import train_routed
+    from voxguard.models.segmental import SegmentalClassifier
+
+    expert = SegmentalClassifier(classifier="logreg")
+    experts = [("main", expert, "none"), ("codec", expert.clone(), "only-codec")]
+    for classes in ({"codec": ["codec"], "clean": ["main"]}, {"clean": ["main"], "hiss": ["codec"]}):
+        with pytest.raises(ModelError, match="router classes"):
+            train_routed(None, tmp_path / "r.onnx", experts, classes, progress=False)
+
+
+def test_single_kind_policies_draw_only_their_kind():
+    from voxguard.augment.policy import get_policy
+
+    y = make_clip("real", 5)
+    for seed in range(6):
+        assert get_policy("only-telephone")(y, SR, seed=seed)[1].startswith("telephone")
+        how = get_policy("only-other")(y, SR, seed=seed)[1]
+        assert not how.startswith(("telephone", "babble", "mp3", "aac", "opus", "vorbis")), how
+
+
+def test_service_keeps_a_routed_models_expert_vectors_once(routed_model):
+    from voxguard.evaluate.retrain import FeedbackExample, stored_vectors, vector_spec
     from voxguard.models.detector import Detector
     from voxguard.scan import Scanner
-    from voxguard.server.service import recording_scanner
+    from voxguard.server.service import recorded_vectors, recording_scanner, stored_vector_spec
 
-    scanner = Scanner(Detector.load(routed_model.model_path))
-    same, recorders = recording_scanner(scanner)
-    assert same is scanner and recorders is None
-    assert same.scan(make_clip("buzz", 997), sr=SR).probability is not None
+    detector = Detector.load(routed_model.model_path)
+    scanner = Scanner(detector)
+    copy_, recorders = recording_scanner(scanner)
+    assert copy_ is not scanner and recorders is not None
+    result = copy_.scan(make_clip("buzz", 997), sr=SR)
+    vectors = recorded_vectors(recorders, len(result.timeline.scores))
+    spec = stored_vector_spec(detector)
+    # Both experts of the fixture share their features: one copy of their rows, none of the router's.
+    expert_spec = vector_spec(detector.members[0].model.card.features)
+    assert spec == {"kind": "fusion", "members": [expert_spec]}
+    assert vectors is not None and vectors.shape == (len(result.timeline.scores), expert_spec["n_columns"])
+    # ... which are training rows for a model with those features (voxguard retrain).
+    example = FeedbackExample(key="1", file_sha256="0" * 64, label="fake", vectors=vectors, vectors_spec=spec)
+    np.testing.assert_array_equal(stored_vectors(example, expert_spec), vectors)
+    # The scanner in use is untouched.
+    assert not any(type(m.model).__name__ == "_RecordingModel" for m in scanner.detector.members)
+
+
+def test_retrain_a_routed_model_from_feedback(routed_model, tmp_path):
+    """Every expert retrained on corpus + feedback, the router kept, a new routed model written."""
+    import io
+
+    import soundfile as sf
+
+    from voxguard.datasets import load_manifest
+    from voxguard.evaluate.retrain import FeedbackExample, retrain
+    from voxguard.models.detector import Detector
+    from voxguard.models.onnx_model import ModelCard, card_path
+    from voxguard.scan import Scanner
+    from voxguard.server.service import recorded_vectors, recording_scanner, stored_vector_spec
+
+    base = routed_model.model_path
+    detector = Detector.load(base)
+    feedback = []
+    for i, (kind, label) in enumerate([("buzz", "fake"), ("real", "real")] * 5):
+        y = make_clip(kind, 700 + i)
+        scanner, recorders = recording_scanner(Scanner(detector))
+        result = scanner.scan(y, sr=SR)
+        buf = io.BytesIO()
+        sf.write(buf, y, SR, format="WAV", subtype="PCM_16")
+        feedback.append(
+            FeedbackExample(
+                key=str(i),
+                file_sha256=f"{i:064d}",
+                label=label,
+                vectors=recorded_vectors(recorders, len(result.timeline.scores)),
+                vectors_spec=stored_vector_spec(detector),
+                audio=buf.getvalue(),  # the fixture's router has features of its own: from the audio
+            )
+        )
+    corpus = load_manifest(base.parent.parent / "corpus" / "manifest.csv")
+    out = tmp_path / "new" / "routed2.onnx"
+    lines: list[str] = []
+    result = retrain(base, feedback, out, corpus=corpus, augment=False, force=True, folds=3, workers=1,
+                     progress=False, log=lines.append)  # fmt: skip
+    assert result.written and result.feedback.counts == {"real": 5, "fake": 5}
+    card = ModelCard.load(card_path(out))
+    assert card.features["members"] == ["routed2.main.onnx", "routed2.codec.onnx", "routed2.router.onnx"]
+    assert card.features["columns"][:2] == ["routed2.main", "routed2.codec"]
+    assert card.output["routing"]["classes"] == list(routed_model.card.output["routing"]["classes"])
+    assert card.training["base_model"] == "routed" and card.training["feedback_files"] == 10
+    assert {"retrain_validation", "grouped_cv"} <= set(card.metrics)
+    # The router is the base model's, byte for byte; the experts are new.
+    assert (out.parent / "routed2.router.onnx").read_bytes() == (base.parent / "routed.router.onnx").read_bytes()
+    assert (out.parent / "routed2.main.onnx").read_bytes() != (base.parent / "routed.main.onnx").read_bytes()
+    assert any("router kept" in line for line in lines)
+    new = Detector.load(out)
+    assert [m.is_router for m in new.members] == [False, False, True]
+    assert Scanner(new).scan(make_clip("buzz", 990), sr=SR).probability is not None

@@ -245,11 +245,12 @@ POLICIES: dict[str, AugmentPolicy | _V1Policy] = {
     # MP3-64k and babble-10dB targets; docs/robustness.md).
     "chain-cb": AugmentPolicy("chain-cb", _reweighted(_CHAIN_WEIGHTS, codec=5.0, babble=4.0), 1, 2),
     # One kind each, for condition experts and the router of a routed model
-    # (voxguard.models.routing): "other" is every kind of "chain" but codecs and babble.
+    # (voxguard.models.routing): "other" is every kind of "chain" but codecs, babble and telephone.
     "only-codec": AugmentPolicy("only-codec", (("codec", 1.0),), 1, 1),
     "only-babble": AugmentPolicy("only-babble", (("babble", 1.0),), 1, 1),
+    "only-telephone": AugmentPolicy("only-telephone", (("telephone", 1.0),), 1, 1),
     "only-other": AugmentPolicy(
-        "only-other", tuple((k, w) for k, w in _CHAIN_WEIGHTS if k not in ("codec", "babble")), 1, 1
+        "only-other", tuple((k, w) for k, w in _CHAIN_WEIGHTS if k not in ("codec", "babble", "telephone")), 1, 1
     ),
 }
 DEFAULT_POLICY = "chain"

@@ -667,7 +667,9 @@ def retrain(
         Shipped model name or ``.onnx`` path of a segmental model, or of a fusion of segmental
         models (``voxguard train --model A+B``): then every member is retrained on the same
         clips, the fusion weights are fitted again on the new members' grouped out-of-fold
-        scores, and the members are written beside ``out_path`` as ``NAME.LABEL.onnx``.
+        scores, and the members are written beside ``out_path`` as ``NAME.LABEL.onnx``; or of a
+        routed model: every expert likewise, the router kept
+        (:func:`voxguard.evaluate.retrain_routed.retrain_routed`).
     feedback : sequence of FeedbackExample
         Labelled scans, oldest feedback first.
     out_path : path
@@ -709,14 +711,11 @@ def retrain(
         raise ValueError("validation_size must be between 0 and 1")
     path = resolve_model(os.fspath(base_model))
     base_card = ModelCard.load(card_path(path))
-    if "routing" in base_card.output:
-        raise RetrainError(
-            "feedback retraining of a routed model is not supported yet: retrain it with "
-            "`voxguard train --model <routed recipe>` on the corpus plus the feedback clips",
-            path=str(path),
-        )
-    if base_card.features.get("kind") == "fusion":
-        return _retrain_fusion(
+    if "routing" in base_card.output or base_card.features.get("kind") == "fusion":
+        from voxguard.evaluate.retrain_routed import retrain_routed
+
+        retrain_several = retrain_routed if "routing" in base_card.output else _retrain_fusion
+        return retrain_several(
             path,
             feedback,
             Path(out_path),
@@ -813,6 +812,104 @@ def _common_feedback(rows: Sequence[FeedbackRows]) -> list[FeedbackRows]:
     return out
 
 
+def _members_on_split(
+    bases: Sequence[BaseModel],
+    c: _Combined,
+    row_groups: Sequence[np.ndarray],
+    train: np.ndarray,
+    val: np.ndarray,
+    folds: int,
+    seed: int,
+    log: Callable[[str], None],
+) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]]:
+    """Each member of a fusion (or expert of a routed model) on one validation split.
+
+    Returns three lists, one array per member: the old model's clip scores of ``val``, the clip
+    scores of ``val`` by a new model fitted on the training part, and grouped out-of-fold clip
+    scores over the training part alone (all clips; NaN outside ``train``), to fit how the new
+    members are combined.
+    """
+    from voxguard.evaluate.protocols import run_protocol
+    from voxguard.models.onnx_model import OnnxModel
+
+    k_train = max(2, min(folds, len(np.unique(c.dataset.groups("utt_group")[train]))))
+    old_cols, new_cols, oof_cols = [], [], []
+    for base, table, groups in zip(bases, c.tables, row_groups, strict=True):
+        val_rows = _rows_of(table, val, clean=True)
+        train_rows = _rows_of(table, train)
+        old_cols.append(_clip_mean(OnnxModel(base.path).score(table.X[val_rows]), table.clip[val_rows], val))
+        log(f"fitting the new {base.card.name} on the training part ...")
+        model = base.new_classifier().fit(table.X[train_rows], table.y[train_rows], groups[train_rows])
+        new_cols.append(_clip_mean(model.decision_function(table.X[val_rows]), table.clip[val_rows], val))
+        # Out-of-fold scores of the training clips alone (validation clips have no rows here).
+        oof = run_protocol(
+            c.dataset, _restricted(table, train_rows), base.new_classifier, protocol="grouped", folds=k_train, seed=seed
+        )
+        oof_cols.append(oof.scores)
+    return old_cols, new_cols, oof_cols
+
+
+def _final_members(
+    bases: Sequence[BaseModel],
+    c: _Combined,
+    row_groups: Sequence[np.ndarray],
+    labels_of: Sequence[str],
+    out: Path,
+    parent_name: str,
+    k: int,
+    rows: FeedbackRows,
+    role: str,
+    corpus: Any,
+    augment: bool,
+    seed: int,
+    command: str,
+    data_description: str,
+    start: float,
+    log: Callable[[str], None],
+) -> tuple[list[tuple[Path, bytes, Any]], list[Any]]:
+    """Every member fitted on all clips, with its grouped out-of-fold result and card.
+
+    Returns ``([(path beside out, ONNX bytes, card) per member], [grouped ProtocolResult per
+    member])``; member ``LABEL`` is named ``PARENT.LABEL`` and goes to ``STEM.LABEL.onnx``.
+    Nothing is written here.
+    """
+    from voxguard.models.onnx_model import ModelCard
+
+    stem = out.name.removesuffix(".onnx")
+    labels = c.dataset.labels()
+    written, grouped_results = [], []
+    for base, table, groups, label in zip(bases, c.tables, row_groups, labels_of, strict=True):
+        member_name = f"{parent_name}.{label}"
+        both = _rows_of(table, np.flatnonzero(c.has_rows))
+        table = _restricted(table, both)
+        grouped, final, onx, output = _fit_final(base, c, table, groups[both], k, seed, member_name, log)
+        grouped_results.append(grouped)
+        member_card = ModelCard(
+            name=member_name,
+            model_type=final.describe(),
+            features=dict(base.card.features),
+            output=output,
+            training=_retrained_training(
+                c,
+                base,
+                rows,
+                table,
+                corpus=corpus,
+                augment=augment,
+                seed=seed,
+                command=command,
+                data_description=data_description,
+                start=start,
+            ),
+            metrics={"grouped_cv": _grouped_metrics(k, grouped.summary(labels))},
+            created=date.today().isoformat(),
+            voxguard_version=__version__,
+            notes=[f"{role} of {parent_name}, retrained from {base.card.name} with user feedback (voxguard retrain)."],
+        )
+        written.append((out.with_name(f"{stem}.{label}.onnx"), onx, member_card))
+    return written, grouped_results
+
+
 def _retrain_fusion(
     path: Path,
     feedback: Sequence[FeedbackExample],
@@ -840,9 +937,8 @@ def _retrain_fusion(
     from grouped out-of-fold scores over every clip, as in ``voxguard train``.
     """
     from voxguard.evaluate.fusion import FusionWeights, fit_fusion, fuse_protocol, fusion_to_onnx
-    from voxguard.evaluate.protocols import run_protocol
     from voxguard.evaluate.training import calibrate_oof, dataset_fingerprint
-    from voxguard.models.onnx_model import ModelCard, OnnxModel, card_path
+    from voxguard.models.onnx_model import ModelCard, card_path
 
     start = time.perf_counter()
     card = ModelCard.load(card_path(path))
@@ -864,22 +960,7 @@ def _retrain_fusion(
     split, train, val = _validation_split(c, validation_size, seed)
     _log_split(c, train, val, int(_rows_of(c.tables[0], train).sum()), log)
     row_groups = [c.dataset.groups("utt_group")[t.clip] for t in c.tables]
-    n_groups = len(np.unique(c.dataset.groups("utt_group")[train]))
-    k_train = max(2, min(folds, n_groups))
-
-    old_cols, new_cols, oof_cols = [], [], []
-    for base, table, groups in zip(bases, c.tables, row_groups, strict=True):
-        val_rows = _rows_of(table, val, clean=True)
-        train_rows = _rows_of(table, train)
-        old_cols.append(_clip_mean(OnnxModel(base.path).score(table.X[val_rows]), table.clip[val_rows], val))
-        log(f"fitting the new {base.card.name} on the training part ...")
-        model = base.new_classifier().fit(table.X[train_rows], table.y[train_rows], groups[train_rows])
-        new_cols.append(_clip_mean(model.decision_function(table.X[val_rows]), table.clip[val_rows], val))
-        # Out-of-fold scores of the training clips alone (validation clips have no rows here).
-        oof = run_protocol(
-            c.dataset, _restricted(table, train_rows), base.new_classifier, protocol="grouped", folds=k_train, seed=seed
-        )
-        oof_cols.append(oof.scores)
+    old_cols, new_cols, oof_cols = _members_on_split(bases, c, row_groups, train, val, folds, seed, log)
     old_weights = FusionWeights(**card.output["fusion"])
     oof_scores = np.column_stack(oof_cols)
     fit_rows = np.isfinite(oof_scores).all(axis=1)
@@ -902,42 +983,14 @@ def _retrain_fusion(
     # The final members on every clip; weights and calibration from grouped out-of-fold scores.
     k = _final_folds(c, folds)
     log(f"final models: fitting on all {int(c.has_rows.sum())} clips, fusing on grouped {k}-fold scores ...")
-    stem = out.name.removesuffix(".onnx")
-    fused_name = name or stem
-    written: list[tuple[Path, bytes, Any]] = []
-    grouped_results, member_names, member_metrics = [], [], {}
-    for base, table, groups, member in zip(bases, c.tables, row_groups, member_files, strict=True):
-        label = member.removesuffix(".onnx").rsplit(".", 1)[-1]
-        member_name = f"{fused_name}.{label}"
-        both = _rows_of(table, np.flatnonzero(c.has_rows))
-        table = _restricted(table, both)
-        grouped, final, onx, output = _fit_final(base, c, table, groups[both], k, seed, member_name, log)
-        grouped_results.append(grouped)
-        member_card = ModelCard(
-            name=member_name,
-            model_type=final.describe(),
-            features=dict(base.card.features),
-            output=output,
-            training=_retrained_training(
-                c,
-                base,
-                rows[0],
-                table,
-                corpus=corpus,
-                augment=augment,
-                seed=seed,
-                command=command,
-                data_description=data_description,
-                start=start,
-            ),
-            metrics={"grouped_cv": _grouped_metrics(k, grouped.summary(labels))},
-            created=date.today().isoformat(),
-            voxguard_version=__version__,
-            notes=[f"Member of {fused_name}, retrained from {base.card.name} with user feedback (voxguard retrain)."],
-        )
-        member_names.append(member_name)
-        member_metrics[member_name] = member_card.metrics
-        written.append((out.with_name(f"{stem}.{label}.onnx"), onx, member_card))
+    fused_name = name or out.name.removesuffix(".onnx")
+    labels_of = [m.removesuffix(".onnx").rsplit(".", 1)[-1] for m in member_files]
+    written, grouped_results = _final_members(
+        bases, c, row_groups, labels_of, out, fused_name, k, rows[0], "Member", corpus, augment, seed, command,
+        data_description, start, log,
+    )  # fmt: skip
+    member_names = [member_card.name for _, _, member_card in written]
+    member_metrics = {member_card.name: member_card.metrics for _, _, member_card in written}
     fused = fuse_protocol(c.dataset, grouped_results, folds=k, seed=seed, name=fused_name)
     calibration, _, thresholds = calibrate_oof(fused.scores, labels)
     member_oof = np.column_stack([g.scores for g in grouped_results])
@@ -951,7 +1004,7 @@ def _retrain_fusion(
         features=features,
         output=output,
         training={
-            "data": member_card.training["data"],  # the same clips for every member
+            "data": written[0][2].training["data"],  # the same clips for every member
             "data_fingerprint": dataset_fingerprint(c.dataset),
             "base_model": card.name,
             "clips": int(len(c.dataset)),

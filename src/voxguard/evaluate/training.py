@@ -459,17 +459,26 @@ def router_oof_posteriors(
     degraded or not; a clip's posterior is the mean over its clean segments (NaN if it has none).
     """
     X, kinds, clip = rows
-    n, k = len(dataset.labels()), len(router.classes)
-    sums, counts = np.zeros((n, k)), np.zeros(n)
+    clean = kinds == 0
+    row_posteriors = np.full((len(X), len(router.classes)), np.nan)
     for split, fitted in fold_routers(dataset, rows, router, folds=folds, seed=seed):
-        test_rows = np.isin(clip, split.test) & (kinds == 0)
+        test_rows = np.isin(clip, split.test) & clean
         if test_rows.any():
-            np.add.at(sums, clip[test_rows], fitted.predict_proba(X[test_rows]))
-            np.add.at(counts, clip[test_rows], 1)
-    posteriors = np.full((n, k), np.nan)
+            row_posteriors[test_rows] = fitted.predict_proba(X[test_rows])
+    return clip_mean_rows(row_posteriors[clean], clip[clean], len(dataset.labels()))
+
+
+def clip_mean_rows(values: np.ndarray, clip: np.ndarray, n_clips: int) -> np.ndarray:
+    """Mean of the rows of each clip: ``values`` (n_rows, k), ``clip`` (n_rows,) -> (n_clips, k), NaN
+    for a clip without rows."""
+    values = np.asarray(values, np.float64)
+    sums, counts = np.zeros((n_clips, values.shape[1])), np.zeros(n_clips)
+    np.add.at(sums, clip, values)
+    np.add.at(counts, clip, 1)
+    out = np.full_like(sums, np.nan)
     have = counts > 0
-    posteriors[have] = sums[have] / counts[have, None]
-    return posteriors
+    out[have] = sums[have] / counts[have, None]
+    return out
 
 
 def train_routed(
@@ -498,7 +507,9 @@ def train_routed(
         "chain*2")``, ``("codec", v2, "only-codec*2")``) and written beside ``out_path`` as
         ``NAME.LABEL.onnx``. All share the preprocessing and segment length.
     class_experts : router class -> expert labels
-        Which experts score a segment the router puts in each class (several are averaged).
+        Which experts score a segment the router puts in each class (several are averaged); its
+        keys, in order, are the router's classes: ``"clean"`` first, then classes of
+        :data:`~voxguard.models.routing.ROUTER_POLICIES`.
     router : ConditionRouter, optional
         Default: :func:`~voxguard.models.routing.router_view` of the first expert's view.
 
@@ -517,8 +528,14 @@ def train_routed(
     segment_s = experts[0][1].segment_s
     if any(model.segment_s != segment_s for _, model, _ in experts):
         raise ModelError("the experts of a routed model must share their segment length")
+    classes = tuple(class_experts)
+    if not classes or classes[0] != "clean" or any(c not in ROUTER_POLICIES for c in classes[1:]):
+        raise ModelError(f"router classes must be 'clean' then some of {list(ROUTER_POLICIES)}, got {list(classes)}")
     router = router or ConditionRouter(
-        features=router_view(experts[0][1].features), segment_s=segment_s, hop_s=experts[0][1].hop_s
+        features=router_view(experts[0][1].features),
+        segment_s=segment_s,
+        hop_s=experts[0][1].hop_s,
+        classes=classes,
     )
     out = Path(out_path)
     stem = out.name.removesuffix(".onnx")

@@ -152,6 +152,7 @@ ROUTED_RECIPES: dict[str, RoutedRecipe] = {
             ("clean", ("main", "main-split")),
             ("codec", ("codec",)),
             ("babble", ("babble", "babble-split")),
+            ("telephone", ("main", "main-split")),
             ("other", ("main", "main-split")),
         ),
     ),

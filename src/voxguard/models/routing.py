@@ -8,7 +8,7 @@ A *routed* model instead has
   (``only-codec*2``) and babble experts (``only-babble*4``);
 - **a router** (:class:`ConditionRouter`): a multinomial logistic regression that tells from pooled
   statistics of its own view which kind of degradation a segment has suffered (``clean``,
-  ``codec``, ``babble`` or ``other``). It is trained on degradation kinds, never on real/fake labels;
+  ``codec``, ``babble``, ``telephone`` or ``other``). It is trained on degradation kinds, never on real/fake labels;
 - **mixing weights** (:class:`RoutingWeights`): each expert's score standardised, combined per
   router class (a class may average several experts) and weighted by the router's posteriors:
   ``score = sum_k P(class k) * sum_e mixing[e, k] * (s_e - mean_e) / scale_e``.
@@ -29,10 +29,13 @@ import numpy as np
 from voxguard.errors import ModelError
 from voxguard.features.segmental import SegmentalConfig
 
-#: The router's classes, in the order of its posteriors.
-ROUTER_CLASSES = ("clean", "codec", "babble", "other")
+#: The router's classes, in the order of its posteriors. "telephone" has a class of its own, though
+#: it is scored by the same experts as "other": a telephone channel is unmistakable to the router
+#: (recall 0.99), and without the class 4 % of mu-law clips went to the codec or babble experts,
+#: which know nothing of it (mu-law EER +2.6 points; docs/robustness.md).
+ROUTER_CLASSES = ("clean", "codec", "babble", "telephone", "other")
 #: The augmentation policy whose copies teach the router each degraded class (voxguard.augment).
-ROUTER_POLICIES = {"codec": "only-codec", "babble": "only-babble", "other": "only-other"}
+ROUTER_POLICIES = {"codec": "only-codec", "babble": "only-babble", "telephone": "only-telephone", "other": "only-other"}
 
 
 def is_router_card(card: Any) -> bool:
@@ -176,14 +179,16 @@ def fit_routing(
     clean_scores: np.ndarray,
     experts: Sequence[str],
     class_experts: Mapping[str, Sequence[str]],
-    classes: Sequence[str] = ROUTER_CLASSES,
+    classes: Sequence[str] | None = None,
 ) -> RoutingWeights:
     """Standardise each expert on its (out-of-fold, clean) scores; average the experts of each class.
 
     No labels are used: the mean and scale of ``clean_scores`` (n, n_experts) only put the experts on
     one scale, and a class served by several experts gets their standardised mean, rescaled to unit
-    spread, so that every class's score has the same scale.
+    spread, so that every class's score has the same scale. ``classes``: the router's classes, in
+    the order of its posteriors (default: the keys of ``class_experts``).
     """
+    classes = tuple(class_experts) if classes is None else tuple(classes)
     S = np.asarray(clean_scores, np.float64)
     ok = np.isfinite(S).all(axis=1)
     if ok.sum() < 2:

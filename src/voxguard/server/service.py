@@ -78,11 +78,30 @@ class _RecordingModel:
         return self._model.score(X)
 
 
+def _recorded_members(detector: Any) -> list[Any]:
+    """The detectors whose scored vectors a scan keeps: a fusion's members (a routed model's
+    experts; its router scores nothing), one per distinct vector spec, in member order (a routed
+    model's experts mostly share their features, and one copy of the same rows is enough); a
+    single detector itself."""
+    members = list(getattr(detector, "members", None) or [])
+    if not members:
+        return [detector]
+    chosen, seen = [], []
+    for member in members:
+        spec = vector_spec(member.model.card.features)
+        if getattr(member, "is_router", False) or spec in seen:
+            continue
+        chosen.append(member)
+        seen.append(spec)
+    return chosen
+
+
 def recording_scanner(scanner: Scanner) -> tuple[Scanner, list[_RecordingModel] | None]:
     """A per-scan copy of ``scanner`` that keeps the segment vectors its model scores.
 
     Only for segmental detectors scanning at their training segment length, or fusions of them
-    (then every member's vectors are kept): those vectors are training rows for the same model
+    (then the vectors of every member with its own features are kept, see
+    :func:`_recorded_members`): those vectors are training rows for models with the same features
     (``voxguard retrain``). The copies are shallow, so the loaded ONNX sessions are shared and the
     scanner used by other threads is never modified.
     """
@@ -91,8 +110,6 @@ def recording_scanner(scanner: Scanner) -> tuple[Scanner, list[_RecordingModel] 
         return scanner, None
     if not math.isclose(scanner.segment_s, detector.segment_s):
         return scanner, None
-    if "routing" in detector.model.card.output:  # routed models are not retrained from feedback (yet)
-        return scanner, None
     members = list(getattr(detector, "members", None) or [])
     # Frame models score crops of frame features: far larger than pooled vectors and closer to
     # a recording, so they are not kept (retraining such a model uses kept audio).
@@ -100,11 +117,14 @@ def recording_scanner(scanner: Scanner) -> tuple[Scanner, list[_RecordingModel] 
         return scanner, None
     det = copy.copy(detector)
     if members:
-        # A fusion's own input is its members' scores: keep what each member scores instead.
+        # A fusion's own input is its members' scores: keep what its members score instead.
         det.members = [copy.copy(m) for m in members]  # type: ignore[attr-defined]
-        recorders = [_RecordingModel(m.model) for m in members]
-        for member, recorder in zip(det.members, recorders, strict=True):  # type: ignore[attr-defined]
-            member.model = recorder
+        kept = {id(m) for m in _recorded_members(detector)}
+        recorders = []
+        for original, member in zip(members, det.members, strict=True):  # type: ignore[attr-defined]
+            if id(original) in kept:
+                member.model = _RecordingModel(member.model)
+                recorders.append(member.model)
     else:
         recorders = [_RecordingModel(detector.model)]
         det.model = recorders[0]  # type: ignore[attr-defined]
@@ -119,7 +139,7 @@ def recorded_vectors(recorders: list[_RecordingModel] | None, n_segments: int) -
     Whole-file and streamed scans both score each segment once, in timeline order; should a
     scoring path ever not, nothing is stored rather than rows misaligned with the timeline. A
     fusion's members' vectors are stored side by side, in member order (see
-    :func:`stored_vector_spec`).
+    :func:`stored_vector_spec` and :func:`_recorded_members`).
     """
     if not recorders or n_segments == 0:
         return None
@@ -136,9 +156,8 @@ def recorded_vectors(recorders: list[_RecordingModel] | None, n_segments: int) -
 
 def stored_vector_spec(detector: Any) -> dict[str, Any] | None:
     """The :func:`~voxguard.evaluate.retrain.vector_spec` of what :func:`recorded_vectors` returns."""
-    members = getattr(detector, "members", None) or []
-    if members:
-        return fusion_vector_spec([m.model.card.features for m in members])
+    if getattr(detector, "members", None):
+        return fusion_vector_spec([m.model.card.features for m in _recorded_members(detector)])
     card = getattr(getattr(detector, "model", None), "card", None)
     return vector_spec(card.features) if card is not None else None
 

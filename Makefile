@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # torch comes from the machine's local CPU wheel; a bare "torch" would pull a multi-GB CUDA build.
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: demo test lint bench-features default-model model-v3 model-v2 model-v1 clean
+.PHONY: demo test lint bench-features default-model model-v4 model-v3 model-v2 model-v1 clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -41,12 +41,21 @@ bench-features: $(VENV)/.dev
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache build src/*.egg-info
 
-# Retrain the shipped default model (voxguard-v3) on the DEV corpus (needs ../shared or
-# CORPUS=path/to/manifest.csv): voxguard-v2's SVM fused with the SVM that pools the louder and
-# quieter frames apart (more robust to codecs and noise; docs/robustness.md). Writes
-# voxguard-v3.onnx (the fusion graph) and its members voxguard-v3.svm.onnx and voxguard-v3.svm2.onnx.
+# Retrain the shipped default model (voxguard-v4) on the DEV corpus (needs ../shared or
+# CORPUS=path/to/manifest.csv): a routed model (docs/robustness.md, "Routed models"): voxguard-v3's
+# two SVMs for clean, telephone and other audio, a codec expert and two babble experts, mixed per
+# segment by a router that tells which degradation a segment has suffered. Writes voxguard-v4.onnx
+# (the mixing graph), its experts voxguard-v4.{main,main-split,codec,babble,babble-split}.onnx and
+# its router voxguard-v4.router.onnx. About 28 min on 2 cores.
 CORPUS ?= ../shared/corpus/manifest.csv
-default-model model-v3: $(VENV)/.dev
+default-model model-v4: $(VENV)/.dev
+	$(BIN)/voxguard train $(CORPUS) --model routed-v3 --out src/voxguard/models/zoo/voxguard-v4.onnx \
+		--name voxguard-v4 --report reports/voxguard-v4
+
+# voxguard-v3, the default before v4: voxguard-v2's SVM fused with the SVM that pools the louder
+# and quieter frames apart. Writes voxguard-v3.onnx and its members voxguard-v3.svm.onnx and
+# voxguard-v3.svm2.onnx.
+model-v3: $(VENV)/.dev
 	$(BIN)/voxguard train $(CORPUS) --model lfcc47h-flatness7k-gated-svm+lfcc47h-flatness7k-split-svm \
 		--augment-policy 'chain*2' --out src/voxguard/models/zoo/voxguard-v3.onnx --name voxguard-v3 \
 		--report reports/voxguard-v3

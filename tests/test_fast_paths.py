@@ -210,7 +210,8 @@ def test_shipped_svm_models_use_the_fast_graph():
     from voxguard.models.export import _rbf_graph_parts
     from voxguard.models.registry import resolve_model
 
-    for name in ("voxguard-v1", "voxguard-v2", "seed-svm", "voxguard-v3.svm", "voxguard-v3.svm2"):
+    experts = [f"voxguard-v4.{e}" for e in ("main", "main-split", "codec", "babble", "babble-split")]
+    for name in ("voxguard-v1", "voxguard-v2", "seed-svm", "voxguard-v3.svm", "voxguard-v3.svm2", *experts):
         path = resolve_model(name)
         ops = {n.op_type for n in onnx.load(path).graph.node}
         assert "SVMClassifier" not in ops and "MatMul" in ops, name

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import glob
 import io
+import json
 import os
 import pwd
 import shutil
@@ -332,19 +333,20 @@ def test_service_on_database(db_url: str, tmp_path: Path, scanner: voxguard.Scan
     det = scanner.detector
     assert scored.vectors_spec == stored_vector_spec(det)
     # the stored rows are exactly what the model scored for the timeline (a fusion: each
-    # member's columns through that member, then the fusion graph)
+    # member's columns through that member, then the fusion graph; a routed model stores each
+    # distinct feature setting once, and its router reads the block of its own setting)
     if det.members:
-        assert scored.vectors_spec == {
-            "kind": "fusion",
-            "members": [vector_spec(m.model.card.features) for m in det.members],
-        }
-        widths = [len(m.model.card.features["columns"]) for m in det.members]
-        edges = np.cumsum([0, *widths])
+        specs = scored.vectors_spec["members"]
+        assert scored.vectors_spec["kind"] == "fusion" and len({json.dumps(x) for x in specs}) == len(specs)
+        edges = np.cumsum([0, *[spec["n_columns"] for spec in specs]])
         assert scored.vectors.shape[1] == edges[-1]
-        columns = [
-            m.model.score(scored.vectors[:, a:b]) for m, a, b in zip(det.members, edges[:-1], edges[1:], strict=True)
-        ]
-        rescored = model.score(np.column_stack(columns))
+        blocks = [json.dumps(spec, sort_keys=True) for spec in specs]
+        columns = []
+        for m in det.members:
+            i = blocks.index(json.dumps(vector_spec(m.model.card.features), sort_keys=True))
+            X = scored.vectors[:, edges[i] : edges[i + 1]]
+            columns.append(m.model.posteriors(X) if m.is_router else m.model.score(X)[:, None])
+        rescored = model.score(np.hstack(columns))
     else:
         assert scored.vectors_spec == vector_spec(model.card.features)
         rescored = model.score(scored.vectors)

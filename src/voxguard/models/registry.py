@@ -9,13 +9,14 @@ from voxguard.models.onnx_model import ModelCard, card_path
 
 ZOO_DIR = Path(__file__).parent / "zoo"
 #: The model used when none is named: trained on audio of the DEV corpus (see its card,
-#: docs/results.md and docs/robustness.md). ``voxguard-v3`` fuses two SVMs (members
-#: ``voxguard-v3.svm``, v2's recipe, and ``voxguard-v3.svm2``, which pools the louder and quieter
-#: frames apart; both beside it): the same clean and held-out-family EER as ``voxguard-v2``, lower
-#: EER under 23 of 27 degradations. ``voxguard-v2`` (the default before it), ``voxguard-v1`` (not
-#: invariant to the input's sample rate or to added silence) and ``seed-svm`` (the seed study's
-#: SVM on DEEP-VOICE features) stay available.
-DEFAULT_MODEL = "voxguard-v3"
+#: docs/results.md and docs/robustness.md). ``voxguard-v4`` is a routed model
+#: (:mod:`voxguard.models.routing`): ``voxguard-v3``'s two SVMs (retrained) for clean, telephone
+#: and other audio, a codec expert and two babble experts, mixed per segment by a router that
+#: tells which degradation a segment has suffered (members ``voxguard-v4.*.onnx`` beside it).
+#: ``voxguard-v3`` (the default before it: two SVMs fused), ``voxguard-v2`` (one SVM),
+#: ``voxguard-v1`` (not invariant to the input's sample rate or to added silence) and
+#: ``seed-svm`` (the seed study's SVM on DEEP-VOICE features) stay available.
+DEFAULT_MODEL = "voxguard-v4"
 
 
 def available_models() -> dict[str, ModelCard]:

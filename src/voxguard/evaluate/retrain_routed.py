@@ -121,12 +121,18 @@ def retrain_routed(
     if not rows[0].examples:
         raise RetrainError("no usable feedback: no labelled scan has vectors for every expert's features or kept audio")
     c = _combine(corpus, bases, rows[:-1], augment=augment, seed=seed, workers=workers, progress=progress, log=log)
-    router_table = _combine(
-        corpus, [router], rows[-1:], augment=False, seed=seed, workers=workers, progress=progress, log=log
-    ).tables[0]
-    present = np.zeros(len(c.dataset), dtype=bool)
-    present[np.unique(router_table.clip)] = True
-    c = replace(c, has_rows=c.has_rows & present)
+    # The router reads only clean rows: an expert with its features (voxguard-v4's split experts)
+    # already has them; otherwise the corpus is read once more for the router alone.
+    same = [table for base, table in zip(bases, c.tables, strict=True) if base.spec == router.spec]
+    if same:
+        router_table = same[0]
+    else:
+        router_table = _combine(
+            corpus, [router], rows[-1:], augment=False, seed=seed, workers=workers, progress=progress, log=log
+        ).tables[0]
+        present = np.zeros(len(c.dataset), dtype=bool)
+        present[np.unique(router_table.clip)] = True
+        c = replace(c, has_rows=c.has_rows & present)
     n, labels = len(c.dataset), c.dataset.labels()
     posteriors = _clip_posteriors(router.path, router_table, np.flatnonzero(c.has_rows), n)
 

@@ -254,6 +254,48 @@ def test_level_split_pools_the_louder_and_quieter_frames_apart():
         SegmentalConfig(level_split="thirds")
 
 
+def test_floor_gate_leaves_the_pauses_of_a_noisy_clip_out_and_clean_speech_alone():
+    from voxguard.features.segmental import below_floor
+
+    sr = 16_000
+    pause = np.zeros(sr, np.float32)
+    clean = np.concatenate([speechlike(sr, 2.0, seed=1), pause, speechlike(sr, 2.0, seed=2), pause])
+    noise = np.random.default_rng(0).standard_normal(len(clean)).astype(np.float32)
+    noisy = clean + noise * 0.3 * float(np.sqrt(np.mean(clean**2)))  # about 10 dB SNR
+    base = SegmentalConfig(views=("lfcc_4_7k_hann", "band_flatness_7k"), gate_db=40.0)
+    floor = SegmentalConfig(views=base.views, gate_db=40.0, floor_gate_db=6.0)
+    # Clean: the floor is the digital silence, which the gate already left out: nothing changes.
+    np.testing.assert_array_equal(frame_matrix(clean, sr, floor), frame_matrix(clean, sr, base))
+    # Noisy: nothing is 40 dB down, but the pauses (noise only) are left out and the speech stays.
+    kept_base = np.isfinite(frame_matrix(noisy, sr, base)).all(axis=0)
+    kept = np.isfinite(frame_matrix(noisy, sr, floor)).all(axis=0)
+    centre = np.arange(len(kept)) * base.hop_length
+    in_pause = ((centre >= 2 * sr + 400) & (centre < 3 * sr - 400)) | (centre >= 5 * sr + 400)
+    assert kept_base.all()
+    assert not kept[in_pause].any()
+    assert kept[~in_pause].mean() > 0.6  # most speech frames stay (the envelope's troughs may go)
+    # Never every frame: a signal that is all "floor" keeps its frames.
+    assert not below_floor(np.ones(50), 6.0).any()
+    assert SegmentalConfig.from_dict(json.loads(json.dumps(floor.to_dict()))) == floor
+    with pytest.raises(FeatureError, match="floor_gate_db"):
+        SegmentalConfig(floor_gate_db=0.0)
+
+
+def test_loud_quarter_pools_every_kept_frame_and_the_loudest_quarter():
+    y = speechlike(SR, 4.0)
+    cfg = SegmentalConfig(views=("lfcc_4_7k_hann",), gate_db=40.0, level_split="loud-quarter")
+    frames = frame_matrix(y, SR, cfg)
+    code = frames[-1]
+    kept = np.isfinite(code)
+    assert abs((code[kept] > 0.5).mean() - 0.25) < 0.02
+    assert [n.split("@")[1] for n in cfg.frame_names()[:2]] == ["all", "all"]
+    assert cfg.frame_names()[-1].endswith("@loud")
+    # The same frames and pool row as "loud" but for the threshold: the quarter is inside the half.
+    half = frame_matrix(y, SR, SegmentalConfig(views=cfg.views, gate_db=40.0, level_split="loud"))
+    np.testing.assert_array_equal(frames[:-1], half[:-1])
+    assert ((code > 0.5) <= (half[-1] > 0.5)).all()
+
+
 def test_fill_from_nearest_takes_the_closest_kept_frame():
     from voxguard.features.segmental import fill_from_nearest
 
@@ -343,6 +385,8 @@ def test_frame_matrices_equal_frame_matrix_with_one_stft_per_split_free_key(monk
         base,
         dataclasses.replace(base, level_split="halves"),
         dataclasses.replace(base, level_split="loud"),
+        dataclasses.replace(base, level_split="loud-quarter", floor_gate_db=6.0),
+        dataclasses.replace(base, floor_gate_db=6.0),
         dataclasses.replace(base, gate_db=None),
         base,
     ]
@@ -351,7 +395,7 @@ def test_frame_matrices_equal_frame_matrix_with_one_stft_per_split_free_key(monk
     original = spectral.stft_power_frames
     monkeypatch.setattr(spectral, "stft_power_frames", lambda *a, **k: calls.append(1) or original(*a, **k))
     got = frame_matrices(y, sr, configs)
-    assert len(calls) == 2  # the gated group (3 configs) and the ungated one
+    assert len(calls) == 2  # the gated group (5 configs, floor gates included) and the ungated one
     for want, have in zip(expected, got, strict=True):
         np.testing.assert_array_equal(have, want)
     assert got[1].shape[0] == got[0].shape[0] + 1  # the frames once, plus the row naming each frame's pool
@@ -375,6 +419,8 @@ def test_pool_segments_many_pools_twins_from_shared_sums_to_the_bit(monkeypatch)
         dataclasses.replace(base, level_split="halves"),
         dataclasses.replace(base, level_split="loud", stats=("mean",)),
         dataclasses.replace(base, gate_db=None),  # another frame group: pooled alone
+        dataclasses.replace(base, level_split="loud-quarter", floor_gate_db=6.0),  # its own kept frames
+        dataclasses.replace(base, level_split="halves", floor_gate_db=6.0),
     ]
     matrices = frame_matrices(y, sr, configs)
     bounds = segment_bounds(len(y), sr, 4.0, 2.0)
@@ -383,7 +429,8 @@ def test_pool_segments_many_pools_twins_from_shared_sums_to_the_bit(monkeypatch)
     original = segmental._level_sums
     monkeypatch.setattr(segmental, "_level_sums", lambda *a, **k: calls.append(1) or original(*a, **k))
     got = pool_segments_many(matrices, bounds, configs)
-    assert len(calls) == 2  # one pass per level split; the unsplit twin reads the "halves" pass
+    # One pass per level split and floor gate; the unsplit twin reads the "halves" pass.
+    assert len(calls) == 4
     for want, have, cfg in zip(expected, got, configs, strict=True):
         assert have.shape == (len(bounds), len(cfg.vector_names()))
         np.testing.assert_array_equal(have, want)
@@ -399,7 +446,7 @@ def _level_pools_copied(frames: np.ndarray, level_split: str) -> np.ndarray:
     return np.concatenate([np.where(m, base, np.nan) for m in pools], axis=0)
 
 
-@pytest.mark.parametrize("level_split", ["halves", "loud"])
+@pytest.mark.parametrize("level_split", ["halves", "loud", "loud-quarter"])
 def test_level_split_pooling_equals_pooling_masked_copies(level_split: str) -> None:
     """pool_segments pools each level pool through a frame mask; the vectors equal pooling masked copies."""
     import dataclasses

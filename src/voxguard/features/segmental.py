@@ -103,7 +103,9 @@ SHARED_SPECTRUM_VIEWS = {"lfcc_4_8k_hann", "band_flatness", "lfcc_4_7k_hann", "b
 #: encode the recording chain rather than the voice (DEV: rate predicts the label).
 CAPPED_BAND_HZ = 7_000.0
 #: Values of :attr:`SegmentalConfig.level_split`.
-LEVEL_SPLITS = (None, "halves", "loud")
+LEVEL_SPLITS = (None, "halves", "loud", "loud-quarter")
+#: Percentile of a clip's frame levels that :attr:`SegmentalConfig.floor_gate_db` measures from.
+FLOOR_PERCENTILE = 10.0
 
 
 def quiet_frames(frame_power: np.ndarray, gate_db: float) -> np.ndarray:
@@ -115,6 +117,19 @@ def quiet_frames(frame_power: np.ndarray, gate_db: float) -> np.ndarray:
     level = 10.0 * np.log10(frame_power + 1e-20)
     quiet = level < np.percentile(level, 95) - gate_db
     return quiet if quiet.any() and not quiet.all() else np.zeros(len(quiet), dtype=bool)
+
+
+def below_floor(frame_power: np.ndarray, floor_gate_db: float) -> np.ndarray:
+    """Frames less than ``floor_gate_db`` above the clip's floor, shape ``(n_frames,)`` bool.
+
+    The floor is the :data:`FLOOR_PERCENTILE` th percentile of the frame levels (dB) of the whole
+    clip. Under steady background noise (babble, a crowd, a fan) the floor is the noise, and the
+    frames just above it are pauses that hold only the noise; in clean speech the floor is the
+    silence around and between words, already gated. All False when every frame would go.
+    """
+    level = 10.0 * np.log10(frame_power + 1e-20)
+    below = level < np.percentile(level, FLOOR_PERCENTILE) + floor_gate_db
+    return below if not below.all() else np.zeros(len(below), dtype=bool)
 
 
 def fill_from_nearest(x: np.ndarray, missing: np.ndarray) -> np.ndarray:
@@ -156,7 +171,11 @@ def _shared_spectrum_views(
     """
     power = spectral.stft_power_frames(y, n_fft=512, hop_length=cfg.hop_length, win_length=round(0.025 * sr))
     # Whole-spectrum frame power only where the gate or the level split reads it (scanning's hot path).
-    needs_level = cfg.level_split is not None or (cfg.gate_db is not None and cfg.gate_band_hz is None)
+    needs_level = (
+        cfg.level_split is not None
+        or cfg.floor_gate_db is not None
+        or (cfg.gate_db is not None and cfg.gate_band_hz is None)
+    )
     level = _gate_power(power, sr, None) if needs_level else None
     quiet = np.zeros(len(power), dtype=bool)
     if cfg.gate_db is not None:
@@ -205,6 +224,12 @@ class SegmentalConfig:
     #: sounds) is the first that added noise masks; a classifier can then weigh the two apart.
     #: ``None``: one pool.
     level_split: str | None = None
+    #: Leave frames less than this many dB above the clip's floor (its 10th-percentile frame level)
+    #: out of the pooled statistics as well (:func:`below_floor`). Under babble the pauses between
+    #: words hold only the other talkers, real speech that pulls a fake clip's statistics towards
+    #: "real"; clean speech loses (almost) nothing, its floor being silence. Unlike ``gate_db`` the
+    #: frames stay in the deltas' context. ``None``: no floor gate.
+    floor_gate_db: float | None = None
     #: Leave out the means of Δ and ΔΔ frames. Over a segment they are about (last - first) /
     #: length: near zero with a tiny spread in training data, so after standardisation the few
     #: edge frames a trim or an added silence changes swing the score (voxguard-v2 drops them;
@@ -219,16 +244,19 @@ class SegmentalConfig:
             raise FeatureError("stats must be a non-empty subset of ('mean', 'std')")
         if self.level_split not in LEVEL_SPLITS:
             raise FeatureError(f"level_split must be one of {LEVEL_SPLITS}, got {self.level_split!r}")
+        if self.floor_gate_db is not None and not self.floor_gate_db > 0:
+            raise FeatureError(f"floor_gate_db must be positive, got {self.floor_gate_db}")
 
     def frame_key(self) -> tuple[object, ...]:
         """What :func:`frame_matrix` depends on: configs with equal keys can share one frame matrix.
 
         (``stats`` and ``drop_delta_means`` only change the pooling.)
         """
-        return (*self.split_free_frame_key(), self.level_split)
+        return (*self.split_free_frame_key(), self.level_split, self.floor_gate_db)
 
     def split_free_frame_key(self) -> tuple[object, ...]:
-        """:meth:`frame_key` without ``level_split``: what the frames *before* the split depend on."""
+        """:meth:`frame_key` without ``level_split`` and ``floor_gate_db``: what the frames *before*
+        the split depend on (configs that differ only in those two share one STFT)."""
         return (self.views, self.sample_rate, self.gate_db, self.gate_band_hz)
 
     @property
@@ -240,7 +268,7 @@ class SegmentalConfig:
         names = [name for view in self.views for name in table[view][1]]
         if self.level_split is None:
             return names
-        pools = ("loud", "quiet") if self.level_split == "halves" else ("all", "loud")
+        pools = ("loud", "quiet") if self.level_split == "halves" else ("all", "loud")  # "loud", "loud-quarter"
         return [f"{n}@{pool}" for pool in pools for n in names]
 
     def _all_vector_names(self) -> list[str]:
@@ -271,6 +299,7 @@ class SegmentalConfig:
             gate_band_hz=None if data.get("gate_band_hz") is None else tuple(data["gate_band_hz"]),  # type: ignore
             drop_delta_means=bool(data.get("drop_delta_means", False)),
             level_split=data.get("level_split"),  # type: ignore[arg-type]
+            floor_gate_db=None if data.get("floor_gate_db") is None else float(data["floor_gate_db"]),  # type: ignore
         )
 
 
@@ -293,14 +322,30 @@ def _frames_before_split(
 
 
 def _split_by_level(
-    frames: np.ndarray, quiet: np.ndarray | None, level: np.ndarray | None, level_split: str | None
+    frames: np.ndarray, quiet: np.ndarray | None, level: np.ndarray | None, cfg: SegmentalConfig
 ) -> np.ndarray:
-    """With a level split, append the row that says which pool each frame is in (see :func:`frame_matrix`)."""
-    if level_split is None or level is None or quiet is None:
+    """Apply ``cfg``'s floor gate and level split to the frames before the split (see :func:`frame_matrix`).
+
+    With a level split, appends the row that says which pool each frame is in (NaN: gated);
+    without one, floor-gated frames become NaN (in a copy: the frames may be shared).
+    """
+    if level is None or quiet is None or (cfg.level_split is None and cfg.floor_gate_db is None):
         return frames
-    kept = ~quiet
-    loud = level >= np.median(level[kept] if kept.any() else level)
-    code = np.where(quiet, np.nan, loud.astype(np.float32)).astype(np.float32)
+    gated = quiet
+    if cfg.floor_gate_db is not None:
+        gated = quiet | below_floor(level, cfg.floor_gate_db)
+        if gated.all():  # nothing above the floor that the gate kept: fall back to the gate alone
+            gated = quiet
+    if cfg.level_split is None:
+        if gated is quiet:
+            return frames
+        frames = frames.copy()
+        frames[:, gated] = np.nan
+        return frames
+    kept = ~gated
+    kept_level = level[kept] if kept.any() else level
+    threshold = np.percentile(kept_level, 75) if cfg.level_split == "loud-quarter" else np.median(kept_level)
+    code = np.where(gated, np.nan, (level >= threshold).astype(np.float32)).astype(np.float32)
     return np.concatenate([frames, code[None, :]], axis=0)
 
 
@@ -319,12 +364,14 @@ def frame_matrix(y: np.ndarray, sr: int, config: SegmentalConfig | None = None) 
         the gate are NaN in every row (:func:`segment_vectors` leaves them out). With
         ``config.level_split``, one more row last: 1 for a frame at or above the median frame
         power of the kept frames ("loud"), 0 below, NaN when gated; :func:`pool_segments` pools
-        the frames of each pool apart (the frames are not copied per pool).
+        the frames of each pool apart (the frames are not copied per pool). ``"loud-quarter"``
+        puts the threshold at the 75th percentile; frames below :attr:`SegmentalConfig.floor_gate_db`
+        get NaN in that row (and in every row without a level split).
     """
     cfg = config or SegmentalConfig()
     if sr != cfg.sample_rate:
         raise FeatureError(f"expected a signal at {cfg.sample_rate} Hz, got {sr} Hz")
-    return _split_by_level(*_frames_before_split(y, sr, cfg), cfg.level_split)
+    return _split_by_level(*_frames_before_split(y, sr, cfg), cfg)
 
 
 def frame_matrices(y: np.ndarray, sr: int, configs: Sequence[SegmentalConfig]) -> list[np.ndarray]:
@@ -347,9 +394,13 @@ def frame_matrices(y: np.ndarray, sr: int, configs: Sequence[SegmentalConfig]) -
         key = cfg.split_free_frame_key()
         if key not in base:
             # Any level split of this group needs the frame power: compute it with the first such config.
-            splitting = [c for c in configs if c.split_free_frame_key() == key and c.level_split is not None]
+            splitting = [
+                c
+                for c in configs
+                if c.split_free_frame_key() == key and (c.level_split is not None or c.floor_gate_db is not None)
+            ]
             base[key] = _frames_before_split(y, sr, splitting[0] if splitting else cfg)
-        out.append(_split_by_level(*base[key], cfg.level_split))
+        out.append(_split_by_level(*base[key], cfg))
     return out
 
 
@@ -362,7 +413,7 @@ def pool_segments(frames: np.ndarray, bounds: np.ndarray, config: SegmentalConfi
         NaN rows for segments without a single frame above the gate.
     """
     if config.level_split is not None:
-        vectors = _split_vectors(*_level_sums(frames[:-1], frames[-1] > 0.5, bounds, config.hop_length), config)
+        vectors = _split_vectors(*_level_sums(frames[:-1], frames[-1], bounds, config.hop_length), config)
     else:
         vectors = segment_vectors(frames, bounds, config.hop_length, config.stats, empty_as_nan=True)
     return _used_columns(vectors, config)
@@ -382,9 +433,13 @@ def pool_segments_many(
     for i, cfg in enumerate(configs):
         if cfg.level_split is None or out[i] is not None:
             continue
-        kept, loud = _level_sums(matrices[i][:-1], matrices[i][-1] > 0.5, bounds, cfg.hop_length)
+        kept, loud = _level_sums(matrices[i][:-1], matrices[i][-1], bounds, cfg.hop_length)
         for j, other in enumerate(configs):
-            if out[j] is not None or other.split_free_frame_key() != cfg.split_free_frame_key():
+            if (
+                out[j] is not None
+                or other.split_free_frame_key() != cfg.split_free_frame_key()
+                or other.floor_gate_db != cfg.floor_gate_db  # a floor gate changes the kept frames
+            ):
                 continue
             if other.level_split is None and matrices[j].shape == (matrices[i].shape[0] - 1, matrices[i].shape[1]):
                 out[j] = _used_columns(_with_empty_as_nan(kept.vectors(other.stats), kept.count), other)
@@ -428,22 +483,25 @@ class _PoolSums:
 
 
 def _level_sums(
-    base: np.ndarray, in_pool: np.ndarray, bounds: np.ndarray, hop_length: int
+    base: np.ndarray, pool_code: np.ndarray, bounds: np.ndarray, hop_length: int
 ) -> tuple[_PoolSums, _PoolSums]:
-    """Sums over the kept (finite) frames of ``base`` and over those of them in ``in_pool``.
+    """Sums over the kept (finite) frames of ``base`` and over those of them in the pool.
 
-    For a ``level_split`` frame matrix (see :func:`frame_matrix`) ``base`` is its frames and
-    ``in_pool`` its last row > 0.5, the loud frames; the quiet pool is the difference of the two.
+    ``pool_code`` (n_frames,): > 0.5 for a frame in the pool; a float NaN also leaves the frame
+    out of the kept ones. For a ``level_split`` frame matrix (see :func:`frame_matrix`) ``base``
+    is its frames and ``pool_code`` its last row, the loud frames (NaN: gated, e.g. below the
+    floor gate); the quiet pool is the difference of the two.
     """
     first, last, segment_sums = _segment_summer(bounds, hop_length, base.shape[1])
     # float64 sums: E[x^2] - E[x]^2 loses precision in float32.
     x = base.astype(np.float64)
-    kept = np.isfinite(x.sum(axis=0))
+    finite = np.isfinite(x.sum(axis=0))
+    if not finite.all() and not np.isnan(x[:, ~finite]).all():
+        raise FeatureError("a level split needs frames that miss only whole frames")
+    kept = finite & ~np.isnan(pool_code) if pool_code.dtype.kind == "f" else finite
     if not kept.all():
-        if not np.isnan(x[:, ~kept]).all():
-            raise FeatureError("a level split needs frames that miss only whole frames")
         np.copyto(x, 0.0, where=~kept)
-    loud = kept & in_pool
+    loud = kept & (pool_code > 0.5)
     x_loud = x * loud
 
     def counts(pool: np.ndarray) -> np.ndarray:

@@ -41,7 +41,7 @@ bench-features: $(VENV)/.dev
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache build src/*.egg-info
 
-# Retrain the shipped default model (voxguard-v5) on the DEV corpus (needs ../shared or
+# Retrain voxguard-v5 (better under babble; not the default yet, docs/robustness.md) on the DEV corpus (needs ../shared or
 # CORPUS=path/to/manifest.csv): a routed model (docs/robustness.md, "Routed models" and
 # "voxguard-v5"): voxguard-v3's two SVMs for clean, telephone and other audio, a codec expert and
 # two babble experts (one leaves the frames near the clip's noise floor out), mixed per segment by
@@ -49,13 +49,13 @@ clean:
 # mixing graph), its experts voxguard-v5.{main,main-split,codec,babble-floor,babble-split}.onnx
 # and its router voxguard-v5.router.onnx. About 55 min on 2 cores.
 CORPUS ?= ../shared/corpus/manifest.csv
-default-model model-v5: $(VENV)/.dev
+model-v5: $(VENV)/.dev
 	$(BIN)/voxguard train $(CORPUS) --model routed-v4 --out src/voxguard/models/zoo/voxguard-v5.onnx \
 		--name voxguard-v5 --report reports/voxguard-v5
 
-# voxguard-v4, the default before v5: the same but for its babble experts (v2's view, and the
+# voxguard-v4, the shipped default (make default-model): the same but for its babble experts (v2's view, and the
 # split view on two babble copies instead of four).
-model-v4: $(VENV)/.dev
+default-model model-v4: $(VENV)/.dev
 	$(BIN)/voxguard train $(CORPUS) --model routed-v3 --out src/voxguard/models/zoo/voxguard-v4.onnx \
 		--name voxguard-v4 --report reports/voxguard-v4
 

@@ -14,8 +14,7 @@ ZOO_DIR = Path(__file__).parent / "zoo"
 #: and other audio, a codec expert and two babble experts, mixed per segment by a router that
 #: tells which degradation a segment has suffered (members ``voxguard-v4.*.onnx`` beside it).
 #: ``voxguard-v5`` (the same with a babble expert that leaves the frames near the clip's noise
-#: floor out; better under babble, but its scores differ between a local and a Dask scan by up to
-#: 1e-3, so it is not the default yet), ``voxguard-v3`` (two SVMs fused), ``voxguard-v2`` (one
+#: floor out; better under babble, not the default yet), ``voxguard-v3`` (two SVMs fused), ``voxguard-v2`` (one
 #: SVM), ``voxguard-v1`` (not invariant to the input's sample rate or to added silence) and
 #: ``seed-svm`` (the seed study's SVM on DEEP-VOICE features) stay available.
 DEFAULT_MODEL = "voxguard-v4"

@@ -274,6 +274,10 @@ def test_floor_gate_leaves_the_pauses_of_a_noisy_clip_out_and_clean_speech_alone
     assert kept_base.all()
     assert not kept[in_pause].any()
     assert kept[~in_pause].mean() > 0.6  # most speech frames stay (the envelope's troughs may go)
+    # The same without the 40-dB gate and on a view that does not read the shared STFT.
+    mfcc_floor = np.isfinite(frame_matrix(noisy, sr, SegmentalConfig(views=("mfcc",), floor_gate_db=6.0))).all(axis=0)
+    assert np.isfinite(frame_matrix(noisy, sr, SegmentalConfig(views=("mfcc",)))).all()
+    assert not mfcc_floor[in_pause[: len(mfcc_floor)]].any() and mfcc_floor.mean() > 0.4
     # Never every frame: a signal that is all "floor" keeps its frames.
     assert not below_floor(np.ones(50), 6.0).any()
     assert SegmentalConfig.from_dict(json.loads(json.dumps(floor.to_dict()))) == floor
@@ -373,7 +377,7 @@ def test_augmentation_policy_specs_and_copies(tmp_path):
 
 
 def test_frame_matrices_equal_frame_matrix_with_one_stft_per_split_free_key(monkeypatch) -> None:
-    """A fusion's members that differ only in level_split share one STFT (voxguard-v3's two SVMs)."""
+    """A fusion's members that differ only in level_split or in their STFT views share one STFT."""
     import dataclasses
 
     from voxguard.features import spectral
@@ -389,13 +393,17 @@ def test_frame_matrices_equal_frame_matrix_with_one_stft_per_split_free_key(monk
         dataclasses.replace(base, floor_gate_db=6.0),
         dataclasses.replace(base, gate_db=None),
         base,
+        # Other views of the same STFT and gate (a routed model's router; a subset in another order).
+        dataclasses.replace(base, views=(*base.views, "lfbe_7k"), level_split="halves"),
+        dataclasses.replace(base, views=("lfbe_7k", "band_flatness_7k")),
+        dataclasses.replace(base, views=("mfcc",)),  # not from the shared STFT: alone
     ]
     expected = [frame_matrix(y, sr, cfg) for cfg in configs]
     calls = []
     original = spectral.stft_power_frames
     monkeypatch.setattr(spectral, "stft_power_frames", lambda *a, **k: calls.append(1) or original(*a, **k))
     got = frame_matrices(y, sr, configs)
-    assert len(calls) == 2  # the gated group (5 configs, floor gates included) and the ungated one
+    assert len(calls) == 3  # the gated group (8 configs, floor gates and other views included), the ungated one, mfcc
     for want, have in zip(expected, got, strict=True):
         np.testing.assert_array_equal(have, want)
     assert got[1].shape[0] == got[0].shape[0] + 1  # the frames once, plus the row naming each frame's pool

@@ -26,7 +26,7 @@ Views (all on the same 10 ms frame grid at 16 kHz):
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
@@ -108,13 +108,18 @@ LEVEL_SPLITS = (None, "halves", "loud", "loud-quarter")
 FLOOR_PERCENTILE = 10.0
 
 
+def _level_db(frame_power: np.ndarray) -> np.ndarray:
+    """Frame levels in dB (the floor keeps all-zero frames finite)."""
+    return 10.0 * np.log10(frame_power + 1e-20)
+
+
 def quiet_frames(frame_power: np.ndarray, gate_db: float) -> np.ndarray:
     """Frames more than ``gate_db`` below the 95th percentile of frame power, shape ``(n_frames,)`` bool.
 
     All False when every frame (or none) would be quiet: a signal that is all "silence" keeps its
     frames rather than losing them all.
     """
-    level = 10.0 * np.log10(frame_power + 1e-20)
+    level = _level_db(frame_power)
     quiet = level < np.percentile(level, 95) - gate_db
     return quiet if quiet.any() and not quiet.all() else np.zeros(len(quiet), dtype=bool)
 
@@ -127,7 +132,7 @@ def below_floor(frame_power: np.ndarray, floor_gate_db: float) -> np.ndarray:
     frames just above it are pauses that hold only the noise; in clean speech the floor is the
     silence around and between words, already gated. All False when every frame would go.
     """
-    level = 10.0 * np.log10(frame_power + 1e-20)
+    level = _level_db(frame_power)
     below = level < np.percentile(level, FLOOR_PERCENTILE) + floor_gate_db
     return below if not below.all() else np.zeros(len(below), dtype=bool)
 
@@ -171,11 +176,7 @@ def _shared_spectrum_views(
     """
     power = spectral.stft_power_frames(y, n_fft=512, hop_length=cfg.hop_length, win_length=round(0.025 * sr))
     # Whole-spectrum frame power only where the gate or the level split reads it (scanning's hot path).
-    needs_level = (
-        cfg.level_split is not None
-        or cfg.floor_gate_db is not None
-        or (cfg.gate_db is not None and cfg.gate_band_hz is None)
-    )
+    needs_level = cfg.pools_by_level or (cfg.gate_db is not None and cfg.gate_band_hz is None)
     level = _gate_power(power, sr, None) if needs_level else None
     quiet = np.zeros(len(power), dtype=bool)
     if cfg.gate_db is not None:
@@ -260,6 +261,11 @@ class SegmentalConfig:
         return (self.views, self.sample_rate, self.gate_db, self.gate_band_hz)
 
     @property
+    def pools_by_level(self) -> bool:
+        """Whether pooling reads each frame's level (a level split or a floor gate)."""
+        return self.level_split is not None or self.floor_gate_db is not None
+
+    @property
     def hop_length(self) -> int:
         return round(HOP_S * self.sample_rate)
 
@@ -311,7 +317,7 @@ def _frames_before_split(
     table = _view_functions(cfg.hop_length)
     shared: dict[str, np.ndarray] = {}
     quiet = level = None
-    if set(cfg.views) & SHARED_SPECTRUM_VIEWS or cfg.gate_db is not None or cfg.level_split is not None:
+    if set(cfg.views) & SHARED_SPECTRUM_VIEWS or cfg.gate_db is not None or cfg.pools_by_level:
         shared, quiet, level = _shared_spectrum_views(y, sr, cfg)
     blocks = [shared[view] if view in shared else table[view][0](y, sr) for view in cfg.views]
     n = min(b.shape[1] for b in blocks)
@@ -329,7 +335,7 @@ def _split_by_level(
     With a level split, appends the row that says which pool each frame is in (NaN: gated);
     without one, floor-gated frames become NaN (in a copy: the frames may be shared).
     """
-    if level is None or quiet is None or (cfg.level_split is None and cfg.floor_gate_db is None):
+    if level is None or quiet is None or not cfg.pools_by_level:
         return frames
     gated = quiet
     if cfg.floor_gate_db is not None:
@@ -393,14 +399,46 @@ def frame_matrices(y: np.ndarray, sr: int, configs: Sequence[SegmentalConfig]) -
     for cfg in configs:
         key = cfg.split_free_frame_key()
         if key not in base:
-            # Any level split of this group needs the frame power: compute it with the first such config.
-            splitting = [
-                c
-                for c in configs
-                if c.split_free_frame_key() == key and (c.level_split is not None or c.floor_gate_db is not None)
-            ]
-            base[key] = _frames_before_split(y, sr, splitting[0] if splitting else cfg)
+            base.update(_shared_frames_before_split(y, sr, cfg, configs))
         out.append(_split_by_level(*base[key], cfg))
+    return out
+
+
+def _shared_frames_before_split(
+    y: np.ndarray, sr: int, cfg: SegmentalConfig, configs: Sequence[SegmentalConfig]
+) -> dict[tuple[object, ...], tuple[np.ndarray, np.ndarray | None, np.ndarray | None]]:
+    """:func:`_frames_before_split` of ``cfg``, and of every config in ``configs`` that can read
+    the same STFT, by :meth:`SegmentalConfig.split_free_frame_key`.
+
+    Configs whose views all come from the shared STFT (:data:`SHARED_SPECTRUM_VIEWS`) and that
+    gate alike differ only in which views they stack (e.g. a routed model's router reads the
+    experts' views and ``lfbe_7k``): one pass computes the union of their views, and each gets its
+    rows, the same values as alone (each view is computed from the same power spectrum and gate).
+    """
+
+    def gate(c: SegmentalConfig) -> tuple[object, ...]:
+        return (c.sample_rate, c.gate_db, c.gate_band_hz)
+
+    group = [
+        c
+        for c in configs
+        if c.split_free_frame_key() == cfg.split_free_frame_key()
+        or (gate(c) == gate(cfg) and set(c.views) | set(cfg.views) <= SHARED_SPECTRUM_VIEWS)
+    ]
+    views = tuple(dict.fromkeys(v for c in group for v in c.views))
+    # Any level split or floor gate of the group needs the frame power.
+    union = replace(cfg, views=views, level_split="halves" if any(c.pools_by_level for c in group) else None)
+    frames, quiet, level = _frames_before_split(y, sr, union)
+    if len(group) == 1 or all(c.views == views for c in group):
+        return {c.split_free_frame_key(): (frames, quiet, level) for c in group}
+    table = _view_functions(cfg.hop_length)
+    start = dict(zip(views, np.cumsum([0] + [len(table[v][1]) for v in views]), strict=False))
+    out = {}
+    for c in group:
+        rows = np.concatenate([np.arange(start[v], start[v] + len(table[v][1])) for v in c.views])
+        contiguous = bool(np.all(np.diff(rows) == 1))
+        picked = frames[rows[0] : rows[-1] + 1] if contiguous else frames[rows]
+        out[c.split_free_frame_key()] = (picked, quiet, level)
     return out
 
 

@@ -196,6 +196,7 @@ def test_train_command_trains_a_routed_recipe(tmp_path, monkeypatch):
     recipe = RoutedRecipe(
         experts=(("main", "lfcc48-logreg", "none"), ("codec", "lfcc48-logreg", "only-codec")),
         classes=(("clean", ("main",)), ("codec", ("codec",)), ("telephone", ("main",)), ("other", ("main",))),
+        router_views=("lfbe_7k",),
     )
     monkeypatch.setitem(cli_train.ROUTED_RECIPES, "routed-test", recipe)
     (tmp_path / "corpus").mkdir()
@@ -211,6 +212,8 @@ def test_train_command_trains_a_routed_recipe(tmp_path, monkeypatch):
     router_card = ModelCard.load(card_path(out.with_name("r.router.onnx")))
     assert router_card.output["classes"] == ["clean", "codec", "telephone", "other"]  # the recipe's classes
     assert router_card.training["classes"]["telephone"] == "only-telephone"
+    expert_views = ModelCard.load(card_path(out.with_name("r.main.onnx"))).features["segmental"]["views"]
+    assert router_card.features["segmental"]["views"] == [*expert_views, "lfbe_7k"]  # the recipe's extra view
     res = CliRunner().invoke(app, ["scan", "--model", str(out), str(corpus.parent / "real_0.wav")])
     assert res.exit_code == 0, res.output
 

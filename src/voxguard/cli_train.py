@@ -95,6 +95,7 @@ def train(
                 out,
                 experts,
                 {cls: list(labels) for cls, labels in recipe.classes},
+                router_views=recipe.router_views,
                 preprocess_config=_preset(recipe.experts[0][1]).preprocess(),
                 **{k: common[k] for k in ("name", "lofo", "seed", "workers", "command", "log")},
             )

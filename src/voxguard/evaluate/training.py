@@ -488,6 +488,7 @@ def train_routed(
     class_experts: dict[str, Sequence[str]],
     *,
     router: Any = None,
+    router_views: Sequence[str] = (),
     preprocess_config: PreprocessConfig | None = None,
     name: str = "voxguard-routed",
     lofo: bool = True,
@@ -511,7 +512,8 @@ def train_routed(
         keys, in order, are the router's classes: ``"clean"`` first, then classes of
         :data:`~voxguard.models.routing.ROUTER_POLICIES`.
     router : ConditionRouter, optional
-        Default: :func:`~voxguard.models.routing.router_view` of the first expert's view.
+        Default: :func:`~voxguard.models.routing.router_view` of the first expert's view and
+        ``router_views``.
 
     The routed model's grouped (and LOFO) figures mix the experts' out-of-fold clip scores with
     the router's out-of-fold posteriors of the clips' clean segments (clip means; the scanner
@@ -532,7 +534,7 @@ def train_routed(
     if not classes or classes[0] != "clean" or any(c not in ROUTER_POLICIES for c in classes[1:]):
         raise ModelError(f"router classes must be 'clean' then some of {list(ROUTER_POLICIES)}, got {list(classes)}")
     router = router or ConditionRouter(
-        features=router_view(experts[0][1].features),
+        features=router_view(experts[0][1].features, router_views),
         segment_s=segment_s,
         hop_s=experts[0][1].hop_s,
         classes=classes,

@@ -140,11 +140,14 @@ class RoutedRecipe:
     """Condition experts and how the router's classes use them (voxguard.models.routing).
 
     ``experts``: (label, preset, augmentation policy) each; ``classes``: router class -> the
-    labels of the experts averaged for it. All experts share the preprocessing of the first.
+    labels of the experts averaged for it; ``router_views``: views the router reads besides the
+    first expert's (:func:`voxguard.models.routing.router_view`). All experts share the
+    preprocessing of the first.
     """
 
     experts: tuple[tuple[str, str, str], ...]
     classes: tuple[tuple[str, tuple[str, ...]], ...]
+    router_views: tuple[str, ...] = ()
 
 
 _V2, _SPLIT, _FLOOR = "lfcc47h-flatness7k-gated-svm", "lfcc47h-flatness7k-split-svm", "lfcc47h-flatness7k-floor-svm"
@@ -153,13 +156,17 @@ _V2, _SPLIT, _FLOOR = "lfcc47h-flatness7k-gated-svm", "lfcc47h-flatness7k-split-
 _MAIN_EXPERTS = (("main", _V2, "chain*2"), ("main-split", _SPLIT, "chain*2"), ("codec", _V2, "only-codec*2"))
 
 
-def _routed(babble_experts: tuple[tuple[str, str, str], ...]) -> RoutedRecipe:
+def _routed(babble_experts: tuple[tuple[str, str, str], ...], router_views: tuple[str, ...] = ()) -> RoutedRecipe:
     main = ("main", "main-split")
     babble = tuple(label for label, _, _ in babble_experts)
     return RoutedRecipe(
         experts=_MAIN_EXPERTS + babble_experts,
         classes=(("clean", main), ("codec", ("codec",)), ("babble", babble), ("telephone", main), ("other", main)),
+        router_views=router_views,
     )
+
+
+_FLOOR_BABBLE = (("babble-floor", _FLOOR, "only-babble*4"), ("babble-split", _SPLIT, "only-babble*4"))
 
 
 ROUTED_RECIPES: dict[str, RoutedRecipe] = {
@@ -168,7 +175,10 @@ ROUTED_RECIPES: dict[str, RoutedRecipe] = {
     # voxguard-v5: the babble expert on v2's view replaced by one that leaves the frames near the
     # clip's floor out and pools the loudest quarter again, and the split expert trained on as many
     # babble copies (issue 8's babble target; docs/robustness.md, "voxguard-v5").
-    "routed-v4": _routed((("babble-floor", _FLOOR, "only-babble*4"), ("babble-split", _SPLIT, "only-babble*4"))),
+    "routed-v4": _routed(_FLOOR_BABBLE),
+    # voxguard-v6: routed-v4 with a router that also reads the 0-7 kHz log filterbank energies, so
+    # that it recognises babble at 10 dB SNR (docs/robustness.md, "voxguard-v6").
+    "routed-v5": _routed(_FLOOR_BABBLE, router_views=("lfbe_7k",)),
 }
 
 

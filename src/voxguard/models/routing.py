@@ -43,16 +43,20 @@ def is_router_card(card: Any) -> bool:
     return bool(card.output.get("classes"))
 
 
-def router_view(base: SegmentalConfig) -> SegmentalConfig:
-    """The router's view: ``base`` (the experts' 7-kHz-capped views) with the louder and quieter
-    frames pooled apart (babble fills the quiet frames).
+def router_view(base: SegmentalConfig, extra_views: Sequence[str] = ()) -> SegmentalConfig:
+    """The router's view: ``base`` (the experts' 7-kHz-capped views) and ``extra_views`` with the
+    louder and quieter frames pooled apart (babble fills the quiet frames).
+
+    ``extra_views`` must be capped at 7 kHz as well, e.g. ``("lfbe_7k",)``: the 0-7 kHz log
+    filterbank energies show babble, loudest below 4 kHz, which the experts' 4-7 kHz view misses.
 
     A view up to 8 kHz routes MP3 better (it sees the codec's low-pass: 92 % of MP3-64k clips to
     the codec expert against 54 %), but the 7.3-8 kHz band also records how a file was resampled,
     so the same speech at 22.05/44.1/48 kHz was routed differently (P(fake) moved by up to 0.26;
     docs/robustness.md). Capped, the router shares the experts' frames and adds no feature cost.
     """
-    return replace(base, level_split="halves")
+    views = tuple(base.views) + tuple(v for v in extra_views if v not in base.views)
+    return replace(base, views=views, level_split="halves")
 
 
 @dataclass

@@ -252,13 +252,23 @@ def test_service_keeps_a_routed_models_expert_vectors_once(routed_model):
     result = copy_.scan(make_clip("buzz", 997), sr=SR)
     vectors = recorded_vectors(recorders, len(result.timeline.scores))
     spec = stored_vector_spec(detector)
-    # Both experts of the fixture share their features: one copy of their rows, none of the router's.
+    # Both experts of the fixture share their features: one copy of their rows, then the router's
+    # (its view pools the louder and quieter frames apart: rows of its own).
     expert_spec = vector_spec(detector.members[0].model.card.features)
-    assert spec == {"kind": "fusion", "members": [expert_spec]}
-    assert vectors is not None and vectors.shape == (len(result.timeline.scores), expert_spec["n_columns"])
+    router_spec = vector_spec(detector.members[2].model.card.features)
+    assert spec == {"kind": "fusion", "members": [expert_spec, router_spec]}
+    width = expert_spec["n_columns"] + router_spec["n_columns"]
+    assert vectors is not None and vectors.shape == (len(result.timeline.scores), width)
     # ... which are training rows for a model with those features (voxguard retrain).
     example = FeedbackExample(key="1", file_sha256="0" * 64, label="fake", vectors=vectors, vectors_spec=spec)
-    np.testing.assert_array_equal(stored_vectors(example, expert_spec), vectors)
+    np.testing.assert_array_equal(stored_vectors(example, expert_spec), vectors[:, : expert_spec["n_columns"]])
+    # ... and the router's rows are what it read to route (retraining mixes new experts with it):
+    # experts and router on the stored rows give the scan's segment scores.
+    rows = stored_vectors(example, expert_spec)
+    experts = np.column_stack([m.model.score(rows) for m in detector.members[:2]])
+    posteriors = detector.members[2].model.posteriors(stored_vectors(example, router_spec))
+    mixed = RoutingWeights.from_dict(detector.model.card.output["routing"]).apply(experts, posteriors)
+    np.testing.assert_allclose(mixed, result.timeline.scores, rtol=1e-4, atol=1e-4)
     # The scanner in use is untouched.
     assert not any(type(m.model).__name__ == "_RecordingModel" for m in scanner.detector.members)
 
@@ -292,7 +302,7 @@ def test_retrain_a_routed_model_from_feedback(routed_model, tmp_path):
                 label=label,
                 vectors=recorded_vectors(recorders, len(result.timeline.scores)),
                 vectors_spec=stored_vector_spec(detector),
-                audio=buf.getvalue(),  # the fixture's router has features of its own: from the audio
+                audio=buf.getvalue() if i % 2 else None,  # the router's rows come from the stored vectors
             )
         )
     corpus = load_manifest(base.parent.parent / "corpus" / "manifest.csv")

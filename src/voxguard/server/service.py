@@ -77,19 +77,24 @@ class _RecordingModel:
         self.rows.append(np.asarray(X, dtype=np.float32))
         return self._model.score(X)
 
+    def posteriors(self, X: np.ndarray) -> np.ndarray:  # a routed model's router
+        self.rows.append(np.asarray(X, dtype=np.float32))
+        return self._model.posteriors(X)
+
 
 def _recorded_members(detector: Any) -> list[Any]:
     """The detectors whose scored vectors a scan keeps: a fusion's members (a routed model's
-    experts; its router scores nothing), one per distinct vector spec, in member order (a routed
-    model's experts mostly share their features, and one copy of the same rows is enough); a
-    single detector itself."""
+    experts and router), one per distinct vector spec, in member order (a routed model's experts
+    mostly share their features, and one copy of the same rows is enough; a router with a view of
+    its own, such as ``voxguard-v6``'s, adds its rows, which ``voxguard retrain`` needs to mix
+    the retrained experts); a single detector itself."""
     members = list(getattr(detector, "members", None) or [])
     if not members:
         return [detector]
     chosen, seen = [], []
     for member in members:
         spec = vector_spec(member.model.card.features)
-        if getattr(member, "is_router", False) or spec in seen:
+        if spec in seen:
             continue
         chosen.append(member)
         seen.append(spec)

@@ -413,7 +413,8 @@ def test_frame_matrices_equal_frame_matrix_with_one_stft_per_split_free_key(monk
 
 
 def test_pool_segments_many_pools_twins_from_shared_sums_to_the_bit(monkeypatch) -> None:
-    """A fusion's members that differ only in level_split are pooled in one pass, with the same vectors."""
+    """A fusion's members that differ only in level_split or read some of another's views are pooled in
+    one pass, with the same vectors."""
     import dataclasses
 
     from voxguard.features import segmental
@@ -429,6 +430,9 @@ def test_pool_segments_many_pools_twins_from_shared_sums_to_the_bit(monkeypatch)
         dataclasses.replace(base, gate_db=None),  # another frame group: pooled alone
         dataclasses.replace(base, level_split="loud-quarter", floor_gate_db=6.0),  # its own kept frames
         dataclasses.replace(base, level_split="halves", floor_gate_db=6.0),
+        # A router reading the same views and more: the "halves" configs above pool from its pass.
+        dataclasses.replace(base, views=(*base.views, "lfbe_7k"), level_split="halves"),
+        dataclasses.replace(base, views=("band_flatness_7k",)),  # a subset, unsplit: from the same pass
     ]
     matrices = frame_matrices(y, sr, configs)
     bounds = segment_bounds(len(y), sr, 4.0, 2.0)
@@ -437,7 +441,8 @@ def test_pool_segments_many_pools_twins_from_shared_sums_to_the_bit(monkeypatch)
     original = segmental._level_sums
     monkeypatch.setattr(segmental, "_level_sums", lambda *a, **k: calls.append(1) or original(*a, **k))
     got = pool_segments_many(matrices, bounds, configs)
-    # One pass per level split and floor gate; the unsplit twin reads the "halves" pass.
+    # One pass per level split and floor gate; the unsplit twins and the "halves" config read the
+    # router's "halves" pass (without it: 5 passes).
     assert len(calls) == 4
     for want, have, cfg in zip(expected, got, configs, strict=True):
         assert have.shape == (len(bounds), len(cfg.vector_names()))

@@ -25,6 +25,7 @@ Views (all on the same 10 ms frame grid at 16 kHz):
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 
@@ -281,11 +282,8 @@ class SegmentalConfig:
         return [f"{name}_{stat}" for stat in self.stats for name in self.frame_names()]
 
     def column_mask(self) -> np.ndarray | None:
-        """Which pooled columns the model uses (``None``: all)."""
-        if not self.drop_delta_means:
-            return None
-        names = self._all_vector_names()
-        return np.array([not (n.startswith(("d_", "dd_")) and n.endswith("_mean")) for n in names])
+        """Which pooled columns the model uses (``None``: all); read-only, cached per config."""
+        return _column_mask(self) if self.drop_delta_means else None
 
     def vector_names(self) -> list[str]:
         mask = self.column_mask()
@@ -462,28 +460,65 @@ def pool_segments_many(
 ) -> list[np.ndarray]:
     """:func:`pool_segments` for each frame matrix and config, as :func:`frame_matrices` returns them.
 
-    A config without a level split whose frames are those of a level-split config before the
-    split (its "twin": equal :meth:`SegmentalConfig.split_free_frame_key`) is pooled from the
-    split config's sums over the kept frames: a fusion of the two (``voxguard-v3``) pools its
-    frames once. The twin's vectors are the same as pooling it alone, to the bit.
+    A config whose frames are some of the rows of a level-split config's frames before the split
+    (its "twin": equal :meth:`SegmentalConfig.split_free_frame_key`, or a subset of its
+    shared-STFT views with the same gate, see :func:`_rows_within`) and that has the same floor
+    gate is pooled from the split config's sums: without a level split from the sums over the
+    kept frames, with the same split from both pools' sums. A fusion of the two (``voxguard-v3``)
+    pools its frames once, and a routed model whose router reads the experts' views and more
+    (``voxguard-v6``) pools the experts' split view from the router's pass. Configs with more
+    views go first. The twins' vectors are the same as pooling them alone, to the bit (rows are
+    summed independently).
     """
     out: list[np.ndarray | None] = [None] * len(configs)
-    for i, cfg in enumerate(configs):
+    for i in sorted(range(len(configs)), key=lambda k: -len(configs[k].views)):
+        cfg = configs[i]
         if cfg.level_split is None or out[i] is not None:
             continue
         kept, loud = _level_sums(matrices[i][:-1], matrices[i][-1], bounds, cfg.hop_length)
+        n_frames = matrices[i].shape[1]
         for j, other in enumerate(configs):
-            if (
-                out[j] is not None
-                or other.split_free_frame_key() != cfg.split_free_frame_key()
-                or other.floor_gate_db != cfg.floor_gate_db  # a floor gate changes the kept frames
-            ):
-                continue
-            if other.level_split is None and matrices[j].shape == (matrices[i].shape[0] - 1, matrices[i].shape[1]):
-                out[j] = _used_columns(_with_empty_as_nan(kept.vectors(other.stats), kept.count), other)
-            elif other.level_split == cfg.level_split:
-                out[j] = _used_columns(_split_vectors(kept, loud, other), other)
+            rows = _rows_within(other, cfg)
+            if out[j] is not None or rows is None or other.floor_gate_db != cfg.floor_gate_db:
+                continue  # (a floor gate changes the kept frames)
+            if other.level_split is None and matrices[j].shape == (len(rows), n_frames):
+                part = kept.rows(rows)
+                out[j] = _used_columns(_with_empty_as_nan(part.vectors(other.stats), part.count), other)
+            elif other.level_split == cfg.level_split and matrices[j].shape == (len(rows) + 1, n_frames):
+                out[j] = _used_columns(_split_vectors(kept.rows(rows), loud.rows(rows), other), other)
     return [v if v is not None else pool_segments(m, bounds, c) for v, m, c in zip(out, matrices, configs, strict=True)]
+
+
+def _rows_within(inner: SegmentalConfig, outer: SegmentalConfig) -> np.ndarray | None:
+    """The rows of ``outer``'s frames before any split that hold ``inner``'s frames, or ``None``.
+
+    Equal :meth:`SegmentalConfig.split_free_frame_key` gives every row; otherwise both must read
+    only the shared STFT (:data:`SHARED_SPECTRUM_VIEWS`) with the same rate and gate, and
+    ``inner``'s views must be among ``outer``'s (:func:`frame_matrices` computes them together).
+    """
+    table = _view_functions(outer.hop_length)
+    sizes = [len(table[v][1]) for v in outer.views]
+    if inner.split_free_frame_key() == outer.split_free_frame_key():
+        return np.arange(sum(sizes))
+    same_gate = (inner.sample_rate, inner.gate_db, inner.gate_band_hz) == (
+        outer.sample_rate,
+        outer.gate_db,
+        outer.gate_band_hz,
+    )
+    views = set(inner.views)
+    if not same_gate or not views <= set(outer.views) or not views | set(outer.views) <= SHARED_SPECTRUM_VIEWS:
+        return None
+    start = dict(zip(outer.views, np.cumsum([0, *sizes]), strict=False))
+    return np.concatenate([np.arange(start[v], start[v] + len(table[v][1])) for v in inner.views])
+
+
+@functools.lru_cache(maxsize=64)
+def _column_mask(config: SegmentalConfig) -> np.ndarray:
+    # Built from every column's name: cached, as scanning pools every segment block with it.
+    names = config._all_vector_names()
+    mask = np.array([not (n.startswith(("d_", "dd_")) and n.endswith("_mean")) for n in names])
+    mask.flags.writeable = False
+    return mask
 
 
 def _used_columns(vectors: np.ndarray, config: SegmentalConfig) -> np.ndarray:
@@ -507,6 +542,12 @@ class _PoolSums:
 
     def __sub__(self, other: _PoolSums) -> _PoolSums:
         return _PoolSums(self.x - other.x, self.x2 - other.x2, self.count - other.count)
+
+    def rows(self, index: np.ndarray) -> _PoolSums:
+        """The sums of some frame rows (columns here), in ``index`` order."""
+        if len(index) == self.x.shape[1] and np.array_equal(index, np.arange(len(index))):
+            return self
+        return _PoolSums(self.x[:, index], self.x2[:, index], self.count)
 
     def vectors(self, stats: Sequence[str]) -> np.ndarray:
         """Statistic-major float32 rows as :func:`segment_vectors` (zeros for an empty pool)."""

@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # torch comes from the machine's local CPU wheel; a bare "torch" would pull a multi-GB CUDA build.
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: demo test lint bench-features default-model model-v5 model-v4 model-v3 model-v2 model-v1 clean
+.PHONY: demo test lint bench-features default-model model-v6 model-v5 model-v4 model-v3 model-v2 model-v1 clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -43,21 +43,27 @@ bench-features: $(VENV)/.dev
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache build src/*.egg-info
 
-# Retrain voxguard-v5 (better under babble; not the default yet, docs/robustness.md) on the DEV corpus (needs ../shared or
+# Retrain the shipped default voxguard-v6 (make default-model) on the DEV corpus (needs ../shared or
 # CORPUS=path/to/manifest.csv): a routed model (docs/robustness.md, "Routed models" and
-# "voxguard-v5"): voxguard-v3's two SVMs for clean, telephone and other audio, a codec expert and
+# "voxguard-v6"): voxguard-v3's two SVMs for clean, telephone and other audio, a codec expert and
 # two babble experts (one leaves the frames near the clip's noise floor out), mixed per segment by
-# a router that tells which degradation a segment has suffered. Writes voxguard-v5.onnx (the
-# mixing graph), its experts voxguard-v5.{main,main-split,codec,babble-floor,babble-split}.onnx
-# and its router voxguard-v5.router.onnx. About 55 min on 2 cores.
+# a router that tells which degradation a segment has suffered (it also reads 0-7 kHz log
+# filterbank energies). Writes voxguard-v6.onnx (the mixing graph), its experts
+# voxguard-v6.{main,main-split,codec,babble-floor,babble-split}.onnx and its router
+# voxguard-v6.router.onnx. About 55 min on 2 cores.
 CORPUS ?= ../shared/corpus/manifest.csv
+default-model model-v6: $(VENV)/.dev
+	$(BIN)/voxguard train $(CORPUS) --model routed-v5 --out src/voxguard/models/zoo/voxguard-v6.onnx \
+		--name voxguard-v6 --report reports/voxguard-v6
+
+# voxguard-v5 (eleventh session; not in the zoo): the same experts with v4's router (the experts' view only).
 model-v5: $(VENV)/.dev
 	$(BIN)/voxguard train $(CORPUS) --model routed-v4 --out src/voxguard/models/zoo/voxguard-v5.onnx \
 		--name voxguard-v5 --report reports/voxguard-v5
 
-# voxguard-v4, the shipped default (make default-model): the same but for its babble experts (v2's view, and the
-# split view on two babble copies instead of four).
-default-model model-v4: $(VENV)/.dev
+# voxguard-v4, the default before v6: the same but for its babble experts (v2's view, and the
+# split view on two babble copies instead of four) and its router (the experts' view only).
+model-v4: $(VENV)/.dev
 	$(BIN)/voxguard train $(CORPUS) --model routed-v3 --out src/voxguard/models/zoo/voxguard-v4.onnx \
 		--name voxguard-v4 --report reports/voxguard-v4
 

@@ -211,7 +211,7 @@ def test_shipped_svm_models_use_the_fast_graph():
     from voxguard.models.registry import resolve_model
 
     experts = [f"voxguard-v4.{e}" for e in ("main", "main-split", "codec", "babble", "babble-split")]
-    experts += [f"voxguard-v5.{e}" for e in ("main", "main-split", "codec", "babble-floor", "babble-split")]
+    experts += [f"voxguard-v6.{e}" for e in ("main", "main-split", "codec", "babble-floor", "babble-split")]
     for name in ("voxguard-v1", "voxguard-v2", "seed-svm", "voxguard-v3.svm", "voxguard-v3.svm2", *experts):
         path = resolve_model(name)
         ops = {n.op_type for n in onnx.load(path).graph.node}

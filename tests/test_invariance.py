@@ -1,4 +1,4 @@
-"""Invariances of the shipped default model and of `voxguard-v5` (issue 8): level, silence, input rate.
+"""Invariances of the shipped default model and of `voxguard-v4` (issue 8): level, silence, input rate.
 
 The verdict and P(fake) of the same speech must not change by 0.05 or more when the recording is
 played at another level (x0.1 to x10), padded with 0-3 s of silence, or delivered at another
@@ -22,7 +22,7 @@ EXAMPLES = sorted((Path(__file__).parents[1] / "examples").glob("*.flac"))
 TOLERANCE = 0.05
 
 
-@pytest.fixture(scope="module", params=[None, "voxguard-v5"], ids=["default", "voxguard-v5"])
+@pytest.fixture(scope="module", params=[None, "voxguard-v4"], ids=["default", "voxguard-v4"])
 def scanner(request) -> Scanner:
     return Scanner(request.param)
 

@@ -40,7 +40,9 @@ HOP_S = 0.010
 LFBE_FILTERS = 56
 
 
+@functools.lru_cache(maxsize=8)
 def _view_functions(hop: int) -> dict[str, tuple[Callable[[np.ndarray, int], np.ndarray], list[str]]]:
+    # Cached: scanning asks for the names and sizes per segment block (read only, never modified).
     def cep(prefix: str, n: int) -> list[str]:
         base = [f"{prefix}{i + 1}" for i in range(n)]
         return base + [f"d_{c}" for c in base] + [f"dd_{c}" for c in base]

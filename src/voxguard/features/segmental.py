@@ -384,8 +384,11 @@ def frame_matrices(y: np.ndarray, sr: int, configs: Sequence[SegmentalConfig]) -
     """:func:`frame_matrix` for each of ``configs``, computing what they share once.
 
     Configs with equal :meth:`SegmentalConfig.frame_key` share one matrix, and configs that differ
-    only in ``level_split`` share one STFT and frame matrix before the split (a fusion of a model
-    pooling all frames and one pooling the louder and quieter frames apart costs one feature pass).
+    only in ``level_split`` or ``floor_gate_db`` share one STFT and frame matrix before the split (a
+    fusion of a model pooling all frames and one pooling the louder and quieter frames apart costs
+    one feature pass). Configs that read only the shared STFT with the same gate but different
+    views (a routed model's router and its experts) share one STFT too, each taking its rows of the
+    union of their views (:func:`_shared_frames_before_split`).
 
     Returns
     -------

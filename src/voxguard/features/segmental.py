@@ -418,27 +418,17 @@ def _shared_frames_before_split(
     experts' views and ``lfbe_7k``): one pass computes the union of their views, and each gets its
     rows, the same values as alone (each view is computed from the same power spectrum and gate).
     """
-
-    def gate(c: SegmentalConfig) -> tuple[object, ...]:
-        return (c.sample_rate, c.gate_db, c.gate_band_hz)
-
-    group = [
-        c
-        for c in configs
-        if c.split_free_frame_key() == cfg.split_free_frame_key()
-        or (gate(c) == gate(cfg) and set(c.views) | set(cfg.views) <= SHARED_SPECTRUM_VIEWS)
-    ]
+    group = [c for c in configs if _shares_stft(c, cfg)]
     views = tuple(dict.fromkeys(v for c in group for v in c.views))
     # Any level split or floor gate of the group needs the frame power.
     union = replace(cfg, views=views, level_split="halves" if any(c.pools_by_level for c in group) else None)
     frames, quiet, level = _frames_before_split(y, sr, union)
     if len(group) == 1 or all(c.views == views for c in group):
         return {c.split_free_frame_key(): (frames, quiet, level) for c in group}
-    table = _view_functions(cfg.hop_length)
-    start = dict(zip(views, np.cumsum([0] + [len(table[v][1]) for v in views]), strict=False))
     out = {}
     for c in group:
-        rows = np.concatenate([np.arange(start[v], start[v] + len(table[v][1])) for v in c.views])
+        rows = _rows_within(c, union)
+        assert rows is not None  # every config of the group shares the union's STFT
         contiguous = bool(np.all(np.diff(rows) == 1))
         picked = frames[rows[0] : rows[-1] + 1] if contiguous else frames[rows]
         out[c.split_free_frame_key()] = (picked, quiet, level)
@@ -494,26 +484,24 @@ def pool_segments_many(
     return [v if v is not None else pool_segments(m, bounds, c) for v, m, c in zip(out, matrices, configs, strict=True)]
 
 
-def _rows_within(inner: SegmentalConfig, outer: SegmentalConfig) -> np.ndarray | None:
-    """The rows of ``outer``'s frames before any split that hold ``inner``'s frames, or ``None``.
+def _shares_stft(a: SegmentalConfig, b: SegmentalConfig) -> bool:
+    """Whether :func:`frame_matrices` computes ``a``'s and ``b``'s frames in one pass: equal
+    :meth:`SegmentalConfig.split_free_frame_key`, or views all from the shared STFT
+    (:data:`SHARED_SPECTRUM_VIEWS`) with the same rate and gate."""
+    if a.split_free_frame_key() == b.split_free_frame_key():
+        return True
+    same_gate = (a.sample_rate, a.gate_db, a.gate_band_hz) == (b.sample_rate, b.gate_db, b.gate_band_hz)
+    return same_gate and set(a.views) | set(b.views) <= SHARED_SPECTRUM_VIEWS
 
-    Equal :meth:`SegmentalConfig.split_free_frame_key` gives every row; otherwise both must read
-    only the shared STFT (:data:`SHARED_SPECTRUM_VIEWS`) with the same rate and gate, and
-    ``inner``'s views must be among ``outer``'s (:func:`frame_matrices` computes them together).
-    """
-    table = _view_functions(outer.hop_length)
-    sizes = [len(table[v][1]) for v in outer.views]
-    if inner.split_free_frame_key() == outer.split_free_frame_key():
-        return np.arange(sum(sizes))
-    same_gate = (inner.sample_rate, inner.gate_db, inner.gate_band_hz) == (
-        outer.sample_rate,
-        outer.gate_db,
-        outer.gate_band_hz,
-    )
-    views = set(inner.views)
-    if not same_gate or not views <= set(outer.views) or not views | set(outer.views) <= SHARED_SPECTRUM_VIEWS:
+
+def _rows_within(inner: SegmentalConfig, outer: SegmentalConfig) -> np.ndarray | None:
+    """The rows of ``outer``'s frames before any split that hold ``inner``'s frames, or ``None``
+    when ``inner`` does not share ``outer``'s STFT (:func:`_shares_stft`) or reads a view that
+    ``outer`` does not."""
+    if not _shares_stft(inner, outer) or not set(inner.views) <= set(outer.views):
         return None
-    start = dict(zip(outer.views, np.cumsum([0, *sizes]), strict=False))
+    table = _view_functions(outer.hop_length)
+    start = dict(zip(outer.views, np.cumsum([0, *(len(table[v][1]) for v in outer.views)]), strict=False))
     return np.concatenate([np.arange(start[v], start[v] + len(table[v][1])) for v in inner.views])
 
 

@@ -245,7 +245,8 @@ def test_chain_policy_applies_distinct_steps_in_chain_order(speech, bank, name):
         stages = [policy._STAGE[k] for k in kinds]
         assert stages == sorted(stages)  # e.g. babble before the codec, never the reverse
         kinds_seen.update(kinds)
-    assert kinds_seen == set(policy.STEPS)  # every kind is drawn at some point
+    # Every kind is drawn at some point (babble_low is babble at lower SNRs, for one expert only).
+    assert kinds_seen == set(policy.STEPS) - {"babble_low"}
     for seed in range(4):
         out, how = chain(speech, SR, seed=seed, babble_sources=bank)
         assert len(out) == len(speech) and 1 <= len(how.split(" + ")) <= 2
@@ -276,3 +277,23 @@ def test_vorbis_quality_sets_the_bit_rate(speech):
         sf.write(buf, speech, SR, format="OGG", subtype="VORBIS", compression_level=quality)
         sizes.append(len(buf.getvalue()))
     assert sizes[0] > sizes[1]
+
+
+def test_low_snr_babble_policy_draws_its_own_copies_at_5_to_15_db(speech, bank):
+    """voxguard-v7's third babble expert: babble at 5-15 dB, independent of "only-babble"'s copies."""
+    low, full = augment.get_policy("only-babble-low"), augment.get_policy("only-babble")
+    snrs = []
+    for seed in range(12):
+        out, how = low(speech, SR, seed=seed, babble_sources=bank)
+        np.testing.assert_array_equal(out, low(speech, SR, seed=seed, babble_sources=bank)[0])
+        snr = float(how.split()[-2])
+        assert how.startswith("babble") and 5 <= snr <= 15
+        assert abs(augment.snr_db(speech, out) - snr) <= 1.0  # the description rounds to whole dB
+        snrs.append(snr)
+        # The salt makes a different draw from the same seed (talkers, babble), not a rescaled copy.
+        other, _ = full(speech, SR, seed=seed, babble_sources=bank)
+        residual = other - speech
+        noise = out - speech
+        corr = abs(float(np.dot(residual, noise))) / float(np.linalg.norm(residual) * np.linalg.norm(noise))
+        assert corr < 0.9
+    assert max(snrs) - min(snrs) > 4  # spread over the range, not one value

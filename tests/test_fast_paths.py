@@ -256,3 +256,61 @@ def test_float64_svm_graphs_are_rewritten_as_float32_with_the_same_scores(tmp_pa
     assert _rbf_graph_parts(path.read_bytes())["precision"] == "float32"
     with pytest.raises(ModelError, match="already a float32"):
         optimise_svm_file(path)
+
+
+def test_half_precision_support_vectors_halve_the_file_and_keep_the_scores(tmp_path):
+    """storage="float16": the same SVM with rounded support vectors, about half the bytes."""
+    import onnx
+    import onnxruntime as ort
+
+    from voxguard.errors import ModelError
+    from voxguard.models.export import _rbf_graph_parts, optimise_svm_file, rbf_svm_graph
+    from voxguard.models.onnx_model import ModelCard, OnnxModel, card_path
+
+    pipeline, X = _svm_pipeline(n=600, d=60, seed=7)
+    scaler, svc = pipeline.steps[0][1], pipeline.steps[1][1]
+    args = (svc.support_vectors_, svc.dual_coef_[0], float(svc.intercept_[0]), float(svc._gamma))
+    kwargs = {"offset": scaler.mean_, "scale": 1.0 / scaler.scale_}
+    full = rbf_svm_graph(*args, **kwargs)
+    half = rbf_svm_graph(*args, **kwargs, storage="float16")
+    assert len(half) < 0.6 * len(full)
+    types = {i.name: i.data_type for i in onnx.load_from_string(half).graph.initializer}
+    assert types["minus_two_sv_t_half"] == onnx.TensorProto.FLOAT16 and "minus_two_sv_t" not in types
+    expected = pipeline.decision_function(X)
+    out = ort.InferenceSession(half, providers=["CPUExecutionProvider"]).run(["scores"], {"features": X})[0][:, 0]
+    err = np.abs(out - expected).max()
+    assert 0 < err < 5e-3 * np.abs(expected).max()  # rounded, but far below any decision's scale
+    # Read back: the parts name the storage and rebuild the same graph.
+    parts = _rbf_graph_parts(half)
+    assert parts.pop("storage") == "float16" and parts.pop("precision") == "float32"
+    again = ort.InferenceSession(rbf_svm_graph(**parts, storage="float16"), providers=["CPUExecutionProvider"])
+    # (re-centred on the rounded vectors and rounded again: float32 noise apart, the same function)
+    np.testing.assert_allclose(again.run(["scores"], {"features": X})[0][:, 0], out, atol=1e-4)
+    with pytest.raises(ValueError, match="storage"):
+        rbf_svm_graph(*args, storage="int8")
+
+    # A shipped-style float32 file rewritten in place: smaller, card noted, scores within tolerance.
+    path = tmp_path / "m.onnx"
+    path.write_bytes(full)
+    ModelCard(
+        name="m", model_type="svm", features={"kind": "x"}, output={"name": "scores", "index": 0, "sign": 1}
+    ).save(card_path(path))
+    before = OnnxModel(path).score(X)
+    assert optimise_svm_file(path, storage="float16") < 5e-3 * np.abs(before).max()
+    assert path.stat().st_size < 0.6 * len(full)
+    assert "float16 support vectors" in OnnxModel(path).card.notes[-1]
+    np.testing.assert_allclose(OnnxModel(path).score(X), out, atol=1e-5)
+    with pytest.raises(ModelError, match="already"):
+        optimise_svm_file(path, storage="float16")
+
+    from typer.testing import CliRunner
+
+    from voxguard.cli import app
+
+    copy = tmp_path / "cli.onnx"
+    copy.write_bytes(full)
+    spec = {"name": "scores", "index": 0, "sign": 1}
+    ModelCard(name="c", model_type="svm", features={"kind": "x"}, output=spec).save(card_path(copy))
+    done = CliRunner().invoke(app, ["export", str(copy), "--half"])
+    assert done.exit_code == 0, done.output
+    assert copy.stat().st_size < 0.6 * len(full)

@@ -27,6 +27,7 @@ _STAGE = {
     "reverb": 0,
     "noise": 1,
     "babble": 1,
+    "babble_low": 1,
     "music": 1,
     "rawboost": 2,
     "clip": 3,
@@ -53,13 +54,18 @@ def _noise(y, sr, rng, _bank):
     return noise.add_noise(y, snr, seed=_seed(rng), colour=colour), f"{colour} noise {snr:.0f} dB"
 
 
-def _babble(y, sr, rng, bank):
+def _babble(y, sr, rng, bank, snr_range=(5, 25)):
     if not bank:  # no speech to make babble from: fall back to pink noise
         return _noise(y, sr, rng, bank)
-    snr = float(rng.uniform(5, 25))
+    snr = float(rng.uniform(*snr_range))
     talkers = int(rng.integers(3, 9))
     b = noise.babble(bank, len(y), talkers=talkers, seed=_seed(rng))
     return noise.mix_at_snr(y, b, snr), f"babble ({talkers} talkers) {snr:.0f} dB"
+
+
+def _babble_low(y, sr, rng, bank):
+    # The lower half of babble's SNR range, for a babble expert of its own (voxguard-v7).
+    return _babble(y, sr, rng, bank, snr_range=(5, 15))
 
 
 def _music(y, sr, rng, _bank):
@@ -113,6 +119,7 @@ STEPS: dict[str, Step] = {
     "reverb": _reverb,
     "noise": _noise,
     "babble": _babble,
+    "babble_low": _babble_low,
     "music": _music,
     "rawboost": _rawboost,
     "clip": _clip,
@@ -134,12 +141,17 @@ class AugmentPolicy:
     weights : dict of kind -> weight
         Relative probability of each kind (see :data:`STEPS`).
     min_steps, max_steps : int
+    seed_salt : int
+        Mixed into every example's seed when non-zero, so that two policies draw independent
+        copies of the same clip (experts trained on them then err differently, and their
+        average gains more).
     """
 
     name: str
     weights: tuple[tuple[str, float], ...]
     min_steps: int = 1
     max_steps: int = 2
+    seed_salt: int = 0
 
     def describe(self) -> str:
         total = sum(w for _, w in self.weights)
@@ -159,7 +171,7 @@ class AugmentPolicy:
         self, y: np.ndarray, sr: int, *, seed: int, babble_sources: Sequence[np.ndarray] = ()
     ) -> tuple[np.ndarray, str]:
         """Degrade ``y``; returns ``(degraded, description)``. Same seed, same result."""
-        rng = np.random.default_rng(seed)
+        rng = np.random.default_rng((seed, self.seed_salt) if self.seed_salt else seed)
         out, done = y.astype(np.float32), []
         for kind in self.draw(rng):
             out, how = STEPS[kind](out, sr, rng, babble_sources)
@@ -248,6 +260,8 @@ POLICIES: dict[str, AugmentPolicy | _V1Policy] = {
     # (voxguard.models.routing): "other" is every kind of "chain" but codecs, babble and telephone.
     "only-codec": AugmentPolicy("only-codec", (("codec", 1.0),), 1, 1),
     "only-babble": AugmentPolicy("only-babble", (("babble", 1.0),), 1, 1),
+    # Babble at 5-15 dB SNR, drawn independently of "only-babble" (voxguard-v7's third babble expert).
+    "only-babble-low": AugmentPolicy("only-babble-low", (("babble_low", 1.0),), 1, 1, seed_salt=1),
     "only-telephone": AugmentPolicy("only-telephone", (("telephone", 1.0),), 1, 1),
     "only-other": AugmentPolicy(
         "only-other", tuple((k, w) for k, w in _CHAIN_WEIGHTS if k not in ("codec", "babble", "telephone")), 1, 1

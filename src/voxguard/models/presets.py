@@ -179,6 +179,10 @@ ROUTED_RECIPES: dict[str, RoutedRecipe] = {
     # voxguard-v6: routed-v4 with a router that also reads the 0-7 kHz log filterbank energies, so
     # that it recognises babble at 10 dB SNR (docs/robustness.md, "voxguard-v6").
     "routed-v5": _routed(_FLOOR_BABBLE, router_views=("lfbe_7k",)),
+    # voxguard-v7: routed-v5 with a third babble expert, v5's floor-gated one trained on its own
+    # draw of babble copies at 5-15 dB SNR; three babble experts that err differently average
+    # better than two (docs/robustness.md, "voxguard-v7").
+    "routed-v6": _routed((*_FLOOR_BABBLE, ("babble-low", _FLOOR, "only-babble-low*4")), router_views=("lfbe_7k",)),
 }
 
 

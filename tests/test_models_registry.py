@@ -19,6 +19,14 @@ def test_default_model_is_shipped_with_card():
     assert "command" in card.training
 
 
+def test_default_model_with_its_members_is_under_20_mb():
+    """Issue 5: the default ships inside the package, under 20 MB with every file it loads."""
+    path = resolve_model(DEFAULT_MODEL)
+    members = available_models()[DEFAULT_MODEL].features.get("members") or []
+    files = [path, *(path.parent / m for m in members)]
+    assert sum(f.stat().st_size for f in files) < 20 * 1024 * 1024
+
+
 def test_resolve_by_name_and_path(tmp_path):
     path = resolve_model(DEFAULT_MODEL)
     assert resolve_model(None) == path and resolve_model(str(path)) == path

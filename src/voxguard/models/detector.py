@@ -196,19 +196,22 @@ class Detector:
         if self.members:
             # Each member scores the same segments of the same prepared signal; frame features
             # are computed once for what the members share (frame_matrices).
-            configs = [member.segmental for member in self.members]
+            # Members with equal configs (experts of one recipe trained on different copies) get
+            # one frame matrix and one pooled vector.
+            configs = list(dict.fromkeys(member.segmental for member in self.members))
             assert all(cfg is not None for cfg in configs)
+            slot = [configs.index(member.segmental) for member in self.members]
             matrices = frame_matrices(y, sr, configs)  # type: ignore[arg-type]
             # Pooling members, pooled together (members that differ in level_split share sums).
-            pooling = [i for i, member in enumerate(self.members) if not member.frame_input]
-            pooled = pool_segments_many([matrices[i] for i in pooling], bounds, [configs[i] for i in pooling])  # type: ignore[misc]
+            pooling = sorted({slot[i] for i, member in enumerate(self.members) if not member.frame_input})
+            pooled = pool_segments_many([matrices[j] for j in pooling], bounds, [configs[j] for j in pooling])  # type: ignore[misc]
             vectors = dict(zip(pooling, pooled, strict=True))
             columns = [
-                member.posteriors_from_vectors(vectors[i])
+                member.posteriors_from_vectors(vectors[slot[i]])
                 if member.is_router
-                else member.scores_from_vectors(vectors[i])
-                if i in vectors
-                else member._crop_scores(matrices[i], bounds)
+                else member._crop_scores(matrices[slot[i]], bounds)
+                if member.frame_input
+                else member.scores_from_vectors(vectors[slot[i]])
                 for i, member in enumerate(self.members)
             ]
             stacked = np.column_stack(columns)

@@ -211,12 +211,15 @@ def test_shipped_svm_models_use_the_fast_graph():
     from voxguard.models.registry import resolve_model
 
     experts = [f"voxguard-v4.{e}" for e in ("main", "main-split", "codec", "babble", "babble-split")]
-    experts += [f"voxguard-v6.{e}" for e in ("main", "main-split", "codec", "babble-floor", "babble-split")]
-    for name in ("voxguard-v1", "voxguard-v2", "seed-svm", "voxguard-v3.svm", "voxguard-v3.svm2", *experts):
+    halved = [f"voxguard-v7.{e}" for e in ("main", "main-split", "codec", "babble-floor", "babble-split", "babble-low")]
+    for name in ("voxguard-v1", "voxguard-v2", "seed-svm", "voxguard-v3.svm", "voxguard-v3.svm2", *experts, *halved):
         path = resolve_model(name)
         ops = {n.op_type for n in onnx.load(path).graph.node}
         assert "SVMClassifier" not in ops and "MatMul" in ops, name
-        assert _rbf_graph_parts(path.read_bytes())["precision"] == "float32", name
+        parts = _rbf_graph_parts(path.read_bytes())
+        assert parts["precision"] == "float32", name
+        # voxguard-v7 (make model-v7) stores its support vectors in float16: under 20 MB.
+        assert parts["storage"] == ("float16" if name in halved else None), name
 
 
 def test_float64_svm_graphs_are_rewritten_as_float32_with_the_same_scores(tmp_path):

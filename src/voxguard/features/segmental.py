@@ -461,7 +461,7 @@ def pool_segments_many(
     gate is pooled from the split config's sums: without a level split from the sums over the
     kept frames, with the same split from both pools' sums. A fusion of the two (``voxguard-v3``)
     pools its frames once, and a routed model whose router reads the experts' views and more
-    (``voxguard-v6``) pools the experts' split view from the router's pass. Configs with more
+    (``voxguard-v6``, ``voxguard-v7``) pools the experts' split view from the router's pass. Configs with more
     views go first. The twins' vectors are the same as pooling them alone, to the bit (rows are
     summed independently).
     """

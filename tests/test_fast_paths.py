@@ -291,6 +291,10 @@ def test_half_precision_support_vectors_halve_the_file_and_keep_the_scores(tmp_p
     np.testing.assert_allclose(again.run(["scores"], {"features": X})[0][:, 0], out, atol=1e-4)
     with pytest.raises(ValueError, match="storage"):
         rbf_svm_graph(*args, storage="int8")
+    wild = svc.support_vectors_.copy()
+    wild[0, 0] = 1e9  # a support vector far outside float16's range once scaled: refused, not inf
+    with pytest.raises(ValueError, match="float16 range"):
+        rbf_svm_graph(wild, *args[1:], **kwargs, storage="float16")
 
     # A shipped-style float32 file rewritten in place: smaller, card noted, scores within tolerance.
     path = tmp_path / "m.onnx"

@@ -102,7 +102,8 @@ def rbf_svm_graph(
         when ONNX Runtime loads the graph (constant folding: no cost per call). The file shrinks
         to about half; the graph is then exactly the SVM whose support vectors are rounded to
         float16 (``|sv|^2`` is computed from the rounded values), which moves decision values by
-        about 1e-3 of their range (:func:`halve_svm_file` measures it).
+        about 1e-3 of their range (:func:`optimise_svm_file` measures it). Support vectors beyond
+        float16's range (±32,752 after scaling and centring) raise ``ValueError``.
 
     Returns
     -------
@@ -126,7 +127,10 @@ def rbf_svm_graph(
     sv = sv - centre
     if storage == "float16":
         # -2 sv is stored; doubling is exact in binary, so rounding -2 sv rounds sv itself.
-        sv = (-2.0 * sv).astype(np.float16).astype(np.float64) / -2.0
+        half = (-2.0 * sv).astype(np.float16)
+        if not np.isfinite(half).all():
+            raise ValueError("support vectors out of float16 range; keep them in float32")
+        sv = half.astype(np.float64) / -2.0
 
     def const(name: str, value: np.ndarray) -> onnx.TensorProto:
         return numpy_helper.from_array(np.asarray(value, dtype=dtype), name)
@@ -348,7 +352,10 @@ def optimise_svm_file(
             origin = f"{precision} MatMul ops" + (" (float16 support vectors)" if old_storage else "")
     if parts is None:
         raise ModelError("not a binary RBF SVM graph; nothing to rewrite", path=str(source))
-    new_bytes = rbf_svm_graph(**parts, storage=storage)
+    try:
+        new_bytes = rbf_svm_graph(**parts, storage=storage)
+    except ValueError as exc:
+        raise ModelError(f"{exc}; left unchanged", path=str(source)) from exc
     old = OnnxModel(source)
     probe = _probe_rows(parts, n_probe, seed)
     old_scores = old.score(probe)
@@ -356,7 +363,7 @@ def optimise_svm_file(
     scale = max(1.0, float(np.max(np.abs(old_scores))))
     diffs = {sign: float(np.max(np.abs(sign * new[:, 0] - old_scores))) for sign in (1, -1)}
     sign = min(diffs, key=diffs.__getitem__)
-    if diffs[sign] > _REWRITE_TOLERANCE[storage] * scale:
+    if not diffs[sign] <= _REWRITE_TOLERANCE[storage] * scale:  # also refuses NaN
         raise ModelError(f"the rewritten graph differs by {diffs[sign]:.2e}; left unchanged", path=str(source))
     target.write_bytes(new_bytes)
     card = old.card

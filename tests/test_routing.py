@@ -67,6 +67,38 @@ def test_condition_router_fits_separable_classes_and_exports():
         ConditionRouter().fit(X[kinds < 3], kinds[kinds < 3])
 
 
+def test_router_with_trees_averages_two_heads_and_round_trips_its_card():
+    from types import SimpleNamespace
+
+    from voxguard.models.routing import router_from_card
+
+    rng = np.random.default_rng(4)
+    k = len(ROUTER_CLASSES)
+    X = rng.normal(size=(100 * k, 4))
+    # Classes by the size of a feature, not its sign: a ring a linear head cannot tell apart.
+    radius = np.hypot(X[:, 0], X[:, 1])
+    kinds = np.minimum((radius / 0.5).astype(int), k - 1)
+    linear = ConditionRouter().fit(X, kinds)
+    both = ConditionRouter(head="logistic+trees", trees=50).fit(X, kinds)
+    p = both.predict_proba(X)
+    np.testing.assert_allclose(p, 0.5 * (linear.predict_proba(X) + both.trees_.predict_proba(X.astype(np.float32))))
+    assert (p.argmax(1) == kinds).mean() > (linear.predict_proba(X).argmax(1) == kinds).mean() + 0.1
+    onx, output = both.to_onnx(X[:64])
+    np.testing.assert_allclose(_run_graph(onx, X[:64], output["name"]), p[:64], atol=1e-4)
+    card = SimpleNamespace(
+        features={"segmental": both.features.to_dict(), "segment_s": 4.0, "training_hop_s": 2.0},
+        training={"recipe": both.recipe()},
+        output={"classes": list(ROUTER_CLASSES)},
+    )
+    again = router_from_card(card)
+    assert (again.head, again.trees, again.seed, again.C) == ("logistic+trees", 50, 0, 1.0)
+    # Cards written before the trees' head keep meaning the linear router.
+    card.training["recipe"] = {"classifier": "router", "C": 0.5}
+    assert router_from_card(card).head == "logistic" and router_from_card(card).C == 0.5
+    with pytest.raises(ModelError, match="unknown router head"):
+        ConditionRouter(head="forest")
+
+
 @pytest.fixture(scope="module")
 def routed_model(tmp_path_factory):
     from voxguard.audio import PreprocessConfig
@@ -197,6 +229,7 @@ def test_train_command_trains_a_routed_recipe(tmp_path, monkeypatch):
         experts=(("main", "lfcc48-logreg", "none"), ("codec", "lfcc48-logreg", "only-codec")),
         classes=(("clean", ("main",)), ("codec", ("codec",)), ("telephone", ("main",)), ("other", ("main",))),
         router_views=("lfbe_7k",),
+        router_head="logistic+trees",
     )
     monkeypatch.setitem(cli_train.ROUTED_RECIPES, "routed-test", recipe)
     (tmp_path / "corpus").mkdir()
@@ -212,6 +245,7 @@ def test_train_command_trains_a_routed_recipe(tmp_path, monkeypatch):
     router_card = ModelCard.load(card_path(out.with_name("r.router.onnx")))
     assert router_card.output["classes"] == ["clean", "codec", "telephone", "other"]  # the recipe's classes
     assert router_card.training["classes"]["telephone"] == "only-telephone"
+    assert router_card.training["recipe"]["head"] == "logistic+trees"  # the recipe's head
     expert_views = ModelCard.load(card_path(out.with_name("r.main.onnx"))).features["segmental"]["views"]
     assert router_card.features["segmental"]["views"] == [*expert_views, "lfbe_7k"]  # the recipe's extra view
     res = CliRunner().invoke(app, ["scan", "--model", str(out), str(corpus.parent / "real_0.wav")])

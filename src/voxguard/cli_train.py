@@ -96,6 +96,7 @@ def train(
                 experts,
                 {cls: list(labels) for cls, labels in recipe.classes},
                 router_views=recipe.router_views,
+                router_head=recipe.router_head,
                 preprocess_config=_preset(recipe.experts[0][1]).preprocess(),
                 **{k: common[k] for k in ("name", "lofo", "seed", "workers", "command", "log")},
             )

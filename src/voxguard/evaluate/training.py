@@ -489,6 +489,7 @@ def train_routed(
     *,
     router: Any = None,
     router_views: Sequence[str] = (),
+    router_head: str = "logistic",
     preprocess_config: PreprocessConfig | None = None,
     name: str = "voxguard-routed",
     lofo: bool = True,
@@ -513,7 +514,7 @@ def train_routed(
         :data:`~voxguard.models.routing.ROUTER_POLICIES`.
     router : ConditionRouter, optional
         Default: :func:`~voxguard.models.routing.router_view` of the first expert's view and
-        ``router_views``.
+        ``router_views``, with the head ``router_head`` (:data:`~voxguard.models.routing.ROUTER_HEADS`).
 
     The routed model's grouped (and LOFO) figures mix the experts' out-of-fold clip scores with
     the router's out-of-fold posteriors of the clips' clean segments (clip means; the scanner
@@ -538,6 +539,8 @@ def train_routed(
         segment_s=segment_s,
         hop_s=experts[0][1].hop_s,
         classes=classes,
+        head=router_head,
+        seed=seed,
     )
     out = Path(out_path)
     stem = out.name.removesuffix(".onnx")
@@ -609,7 +612,7 @@ def train_routed(
             "data_fingerprint": dataset_fingerprint(dataset),
             "rows": int(len(X_router)),
             "classes": {cls: ROUTER_POLICIES.get(cls, "the clean clips") for cls in router.classes},
-            "recipe": {"classifier": "router", "C": router.C},
+            "recipe": router.recipe(),
             "seed": seed,
             "command": command,
         },

@@ -141,13 +141,14 @@ class RoutedRecipe:
 
     ``experts``: (label, preset, augmentation policy) each; ``classes``: router class -> the
     labels of the experts averaged for it; ``router_views``: views the router reads besides the
-    first expert's (:func:`voxguard.models.routing.router_view`). All experts share the
-    preprocessing of the first.
+    first expert's (:func:`voxguard.models.routing.router_view`); ``router_head``: one of
+    :data:`voxguard.models.routing.ROUTER_HEADS`. All experts share the preprocessing of the first.
     """
 
     experts: tuple[tuple[str, str, str], ...]
     classes: tuple[tuple[str, tuple[str, ...]], ...]
     router_views: tuple[str, ...] = ()
+    router_head: str = "logistic"
 
 
 _V2, _SPLIT, _FLOOR = "lfcc47h-flatness7k-gated-svm", "lfcc47h-flatness7k-split-svm", "lfcc47h-flatness7k-floor-svm"
@@ -156,17 +157,21 @@ _V2, _SPLIT, _FLOOR = "lfcc47h-flatness7k-gated-svm", "lfcc47h-flatness7k-split-
 _MAIN_EXPERTS = (("main", _V2, "chain*2"), ("main-split", _SPLIT, "chain*2"), ("codec", _V2, "only-codec*2"))
 
 
-def _routed(babble_experts: tuple[tuple[str, str, str], ...], router_views: tuple[str, ...] = ()) -> RoutedRecipe:
+def _routed(
+    babble_experts: tuple[tuple[str, str, str], ...], router_views: tuple[str, ...] = (), router_head: str = "logistic"
+) -> RoutedRecipe:
     main = ("main", "main-split")
     babble = tuple(label for label, _, _ in babble_experts)
     return RoutedRecipe(
         experts=_MAIN_EXPERTS + babble_experts,
         classes=(("clean", main), ("codec", ("codec",)), ("babble", babble), ("telephone", main), ("other", main)),
         router_views=router_views,
+        router_head=router_head,
     )
 
 
 _FLOOR_BABBLE = (("babble-floor", _FLOOR, "only-babble*4"), ("babble-split", _SPLIT, "only-babble*4"))
+_V7_BABBLE = (*_FLOOR_BABBLE, ("babble-low", _FLOOR, "only-babble-low*4"))
 
 
 ROUTED_RECIPES: dict[str, RoutedRecipe] = {
@@ -182,7 +187,10 @@ ROUTED_RECIPES: dict[str, RoutedRecipe] = {
     # voxguard-v7: routed-v5 with a third babble expert, v5's floor-gated one trained on its own
     # draw of babble copies at 5-15 dB SNR; three babble experts that err differently average
     # better than two (docs/robustness.md, "voxguard-v7").
-    "routed-v6": _routed((*_FLOOR_BABBLE, ("babble-low", _FLOOR, "only-babble-low*4")), router_views=("lfbe_7k",)),
+    "routed-v6": _routed(_V7_BABBLE, router_views=("lfbe_7k",)),
+    # voxguard-v8: routed-v6 whose router averages its logistic posteriors with boosted trees',
+    # which tell 10-dB babble from the "other" noises (docs/robustness.md, "voxguard-v8").
+    "routed-v7": _routed(_V7_BABBLE, router_views=("lfbe_7k",), router_head="logistic+trees"),
 }
 
 

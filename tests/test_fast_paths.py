@@ -211,14 +211,14 @@ def test_shipped_svm_models_use_the_fast_graph():
     from voxguard.models.registry import resolve_model
 
     experts = [f"voxguard-v4.{e}" for e in ("main", "main-split", "codec", "babble", "babble-split")]
-    halved = [f"voxguard-v7.{e}" for e in ("main", "main-split", "codec", "babble-floor", "babble-split", "babble-low")]
+    halved = [f"voxguard-v8.{e}" for e in ("main", "main-split", "codec", "babble-floor", "babble-split", "babble-low")]
     for name in ("voxguard-v1", "voxguard-v2", "seed-svm", "voxguard-v3.svm", "voxguard-v3.svm2", *experts, *halved):
         path = resolve_model(name)
         ops = {n.op_type for n in onnx.load(path).graph.node}
         assert "SVMClassifier" not in ops and "MatMul" in ops, name
         parts = _rbf_graph_parts(path.read_bytes())
         assert parts["precision"] == "float32", name
-        # voxguard-v7 (make model-v7) stores its support vectors in float16: under 20 MB.
+        # voxguard-v8 (make default-model) stores its support vectors in float16: under 20 MB.
         assert parts["storage"] == ("float16" if name in halved else None), name
 
 

@@ -9,16 +9,17 @@ from voxguard.models.onnx_model import ModelCard, card_path
 
 ZOO_DIR = Path(__file__).parent / "zoo"
 #: The model used when none is named: trained on audio of the DEV corpus (see its card,
-#: docs/results.md and docs/robustness.md). ``voxguard-v7`` is a routed model
+#: docs/results.md and docs/robustness.md). ``voxguard-v8`` is a routed model
 #: (:mod:`voxguard.models.routing`): ``voxguard-v3``'s two SVMs (retrained) for clean, telephone
 #: and other audio, a codec expert and three babble experts (two leave the frames near the clip's
 #: noise floor out; one of those was trained at 5-15 dB SNR), mixed per segment by a router that
-#: tells which degradation a segment has suffered (members ``voxguard-v7.*.onnx`` beside it; their
-#: support vectors stored in float16). ``voxguard-v4`` (the default before v6: other babble experts
-#: and a router that reads only the experts' view), ``voxguard-v3`` (two SVMs fused),
-#: ``voxguard-v2`` (one SVM), ``voxguard-v1`` (not invariant to the input's sample rate or to added
-#: silence) and ``seed-svm`` (the seed study's SVM on DEEP-VOICE features) stay available.
-DEFAULT_MODEL = "voxguard-v7"
+#: tells which degradation a segment has suffered (a logistic regression's and boosted trees'
+#: posteriors averaged; members ``voxguard-v8.*.onnx`` beside it; the experts' support vectors
+#: stored in float16). ``voxguard-v4`` (the default before v6: other babble experts and a router
+#: that reads only the experts' view), ``voxguard-v3`` (two SVMs fused), ``voxguard-v2`` (one
+#: SVM), ``voxguard-v1`` (not invariant to the input's sample rate or to added silence) and
+#: ``seed-svm`` (the seed study's SVM on DEEP-VOICE features) stay available.
+DEFAULT_MODEL = "voxguard-v8"
 
 
 def available_models() -> dict[str, ModelCard]:

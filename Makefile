@@ -56,10 +56,12 @@ clean:
 # export --half: half the bytes, scores within about 2e-3), which keeps the model at 12 MB, well
 # under the 20 MB a shipped default may take. About 80 min on 2 cores.
 CORPUS ?= ../shared/corpus/manifest.csv
+# The experts of routed-v6 and routed-v7 (voxguard-v7 and voxguard-v8), stored with float16 support vectors.
+ROUTED_EXPERTS := main main-split codec babble-floor babble-split babble-low
 default-model model-v8: $(VENV)/.dev
 	$(BIN)/voxguard train $(CORPUS) --model routed-v7 --out src/voxguard/models/zoo/voxguard-v8.onnx \
 		--name voxguard-v8 --report reports/voxguard-v8
-	for e in main main-split codec babble-floor babble-split babble-low; do \
+	for e in $(ROUTED_EXPERTS); do \
 		$(BIN)/voxguard export src/voxguard/models/zoo/voxguard-v8.$$e.onnx --half || exit 1; done
 
 # voxguard-v7 (the default in the thirteenth session; not in the zoo since its six experts are
@@ -67,7 +69,7 @@ default-model model-v8: $(VENV)/.dev
 model-v7: $(VENV)/.dev
 	$(BIN)/voxguard train $(CORPUS) --model routed-v6 --out src/voxguard/models/zoo/voxguard-v7.onnx \
 		--name voxguard-v7 --report reports/voxguard-v7
-	for e in main main-split codec babble-floor babble-split babble-low; do \
+	for e in $(ROUTED_EXPERTS); do \
 		$(BIN)/voxguard export src/voxguard/models/zoo/voxguard-v7.$$e.onnx --half || exit 1; done
 
 # voxguard-v6 (the default in the twelfth session; not in the zoo since its five experts and its

@@ -59,6 +59,18 @@ def test_each_head_and_their_mean_match_scikit_learn(heads):
     np.testing.assert_allclose(_posteriors(both, X), expected, atol=1e-5)
 
 
+def test_a_two_class_logistic_head_matches_scikit_learn():
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    X, kinds = _data(800, 7)
+    linear = make_pipeline(StandardScaler(), LogisticRegression()).fit(X, kinds > 2)
+    np.testing.assert_allclose(
+        _posteriors(posterior_graph([logistic_logits(linear)], 12), X), linear.predict_proba(X), atol=1e-5
+    )
+
+
 def test_trees_take_sklearns_branch_at_and_beside_every_threshold(heads):
     _, trees = heads
     X, _ = _data(1, 2)

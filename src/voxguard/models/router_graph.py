@@ -2,7 +2,8 @@
 
 skl2onnx (1.20) cannot convert ``HistGradientBoostingClassifier`` of scikit-learn 1.9 (it writes
 boolean node attributes that ONNX refuses), and a router that averages two heads needs one graph
-anyway. Both heads read the same ``features`` input (n, d) float32 and end in class posteriors:
+anyway; a logistic router alone is the one-head case. Both heads read the same ``features``
+input (n, d) float32 and end in class posteriors:
 
 - :func:`logistic_logits`: ``((x - mean) / scale) @ coef.T + intercept`` (StandardScaler +
   multinomial LogisticRegression);
@@ -40,17 +41,22 @@ def _below_or_equal_float32(thresholds: np.ndarray) -> np.ndarray:
 
 
 def logistic_logits(pipeline: Any, prefix: str = "lr") -> Head:
-    """StandardScaler + LogisticRegression (multinomial) -> logits ``(n, n_classes)``."""
+    """StandardScaler + LogisticRegression -> logits ``(n, n_classes)``.
+
+    A two-class regression has one row of weights, P(class 1) = sigmoid(z): its logits are
+    ``(0, z)``, whose softmax is the same posterior.
+    """
     from onnx import helper, numpy_helper
 
     scaler, head = pipeline.steps[0][1], pipeline.steps[-1][1]
     coef = np.asarray(head.coef_, np.float64)
+    intercept = np.asarray(head.intercept_, np.float64)
     if coef.shape[0] == 1:
-        raise ModelError("logistic_logits needs a multiclass (multinomial) logistic regression")
+        coef, intercept = np.vstack([np.zeros_like(coef), coef]), np.concatenate([[0.0], intercept])
     scale = np.asarray(scaler.scale_ if scaler.scale_ is not None else np.ones(coef.shape[1]), np.float64)
     # Fold the scaler into the weights: (x - m) / s @ W.T + b = x @ (W / s).T + (b - (m / s) @ W.T).
     weights = (coef / scale).T.astype(np.float32)
-    bias = (np.asarray(head.intercept_, np.float64) - (scaler.mean_ / scale) @ coef.T).astype(np.float32)
+    bias = (intercept - (scaler.mean_ / scale) @ coef.T).astype(np.float32)
     inits = [numpy_helper.from_array(weights, f"{prefix}_W"), numpy_helper.from_array(bias, f"{prefix}_b")]
     nodes = [
         helper.make_node("MatMul", ["features", f"{prefix}_W"], [f"{prefix}_xw"]),

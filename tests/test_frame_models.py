@@ -1,4 +1,4 @@
-"""Frame-sequence detectors (LCNN, hybrid CNN+SVM, LFCC-GMM), crops, and score fusion."""
+"""Frame-sequence detectors (LCNN, hybrid CNN+SVM, LFCC-GMM, Fisher-vector SVM), crops, and score fusion."""
 
 from __future__ import annotations
 
@@ -158,9 +158,88 @@ def test_gmm_separates_classes_and_ignores_gated_frames():
     assert output["name"] == "llr" and len(onx) > 0
 
 
+def _shape_only_crops(n: int = 160, d: int = 4, t: int = 80, seed: int = 5):
+    """Crops whose classes differ only in the *shape* of feature 0's frame distribution: Gaussian
+    for real, +-1 (the same mean and variance) for fake, so mean/std pooling cannot tell them apart."""
+    rng = np.random.default_rng(seed)
+    y = (np.arange(n) % 2).astype(np.int64)
+    X = rng.standard_normal((n, d, t)).astype(np.float32)
+    X[y == 1, 0] = rng.choice([-1.0, 1.0], size=(int(y.sum()), t)) + 0.05 * rng.standard_normal((int(y.sum()), t))
+    return X, y
+
+
+def test_fisher_vectors_see_the_shape_that_mean_std_pooling_misses():
+    from sklearn.svm import SVC
+
+    from voxguard.models.frame_fisher import FrameFisherClassifier
+
+    X, y = _shape_only_crops()
+    model = FrameFisherClassifier(n_components=4, max_frames=20_000, seed=0).fit(X[:100], y[:100])
+    assert _eer(y[100:], model.decision_function(X[100:])) < 0.05
+    stats = np.concatenate([X.mean(axis=2), X.std(axis=2)], axis=1)
+    pooled = SVC(C=3.0, gamma="scale").fit(stats[:100], y[:100]).decision_function(stats[100:])
+    assert _eer(y[100:], pooled) > 0.25
+
+
+def test_fisher_encoder_matches_the_formula_and_ignores_gated_frames():
+    from voxguard.models.frame_fisher import FrameFisherClassifier
+
+    X, y = _shape_only_crops(n=60, t=50)
+    X[3, :, 10:20] = np.nan  # gated frames inside a crop
+    model = FrameFisherClassifier(n_components=3, max_frames=5000, seed=1).fit(X[:40], y[:40])
+    enc = model.encoder_
+    mean, std = enc.input.mean.numpy().ravel(), enc.input.std.numpy().ravel()
+    m, inv_sd, sqrt_w = enc.means.numpy(), enc.inv_sd.numpy(), enc.sqrt_w.numpy()
+    w, v = sqrt_w**2, 1.0 / inv_sd**2
+
+    def reference(crop):
+        x = ((crop[:, np.isfinite(crop).all(axis=0)].T - mean) / std).astype(np.float64)
+        log_joint = np.log(w) - 0.5 * (np.log(2 * np.pi * v).sum(1) + (((x[:, None, :] - m) ** 2) / v).sum(2))
+        g = np.exp(log_joint - log_joint.max(axis=1, keepdims=True))
+        g /= g.sum(axis=1, keepdims=True)
+        z = (x[:, None, :] - m) * inv_sd  # (T, K, D)
+        mu = (g[:, :, None] * z).sum(0) / (len(x) * sqrt_w[:, None])
+        var = (g[:, :, None] * (z**2 - 1)).sum(0) / (len(x) * np.sqrt(2 * w)[:, None])
+        fv = np.concatenate([mu.ravel(), var.ravel()])
+        fv = np.sign(fv) * np.sqrt(np.abs(fv))
+        return fv / np.linalg.norm(fv)
+
+    got = model.encode(X[:6])
+    assert got.shape == (6, 2 * 3 * 4)
+    for i in range(6):
+        np.testing.assert_allclose(got[i], reference(X[i]), atol=2e-4)
+    # Padding (gated frames at the end) and the batch a crop is scored in change nothing.
+    padded = np.concatenate([X[40:], np.full((20, 4, 30), np.nan, np.float32)], axis=2)
+    np.testing.assert_allclose(model.decision_function(padded), model.decision_function(X[40:]), atol=1e-4)
+    np.testing.assert_allclose(model.decision_function(X[45:46]), model.decision_function(X[40:])[5:6], atol=1e-5)
+    # A crop without a finite frame encodes as zeros, not NaN.
+    assert np.array_equal(model.encode(np.full((1, 4, 50), np.nan, np.float32)), np.zeros((1, 24), np.float32))
+
+
+def test_fisher_svm_exports_one_onnx_graph_with_dynamic_length():
+    import onnxruntime as ort
+
+    from voxguard.errors import ModelError
+    from voxguard.models.frame_fisher import FrameFisherClassifier
+
+    X, y = _shape_only_crops(n=80, t=60)
+    with pytest.raises(ModelError, match="not fitted"):
+        FrameFisherClassifier().decision_function(X[:2])
+    with pytest.raises(ModelError, match="both classes"):
+        FrameFisherClassifier(n_components=2).fit(X[:10], np.zeros(10))
+    model = FrameFisherClassifier(n_components=4, max_frames=5000).fit(X, y)
+    onx, output = model.to_onnx(X[:8])
+    session = ort.InferenceSession(onx, providers=["CPUExecutionProvider"])
+    longer = np.concatenate([X[:5], X[5:10]], axis=2)  # 120 frames: not the probe's length
+    got = session.run([output["name"]], {"crops": longer})[0]
+    got = output["sign"] * (got[:, output["index"]] if output["index"] is not None else got).ravel()
+    np.testing.assert_allclose(got, model.decision_function(longer), atol=1e-3)
+
+
 def test_recipes_round_trip_and_reject_unknown_kinds():
     from voxguard.errors import ModelError
     from voxguard.models.frame_cnn import FrameCNNClassifier
+    from voxguard.models.frame_fisher import FrameFisherClassifier
     from voxguard.models.frame_gmm import FrameGMMClassifier
     from voxguard.models.segmental import frame_model
 
@@ -169,6 +248,9 @@ def test_recipes_round_trip_and_reject_unknown_kinds():
     assert isinstance(back, FrameCNNClassifier) and back.recipe() == cnn.recipe()
     gmm = FrameGMMClassifier(n_components=8)
     assert frame_model(gmm.recipe(), gmm.features).recipe() == gmm.recipe()
+    fisher = FrameFisherClassifier(n_components=6, C=2.0)
+    back = frame_model(fisher.recipe(), fisher.features)
+    assert isinstance(back, FrameFisherClassifier) and back.recipe() == fisher.recipe()
     with pytest.raises(ModelError):
         frame_model({"classifier": "transformer"}, cnn.features)
     with pytest.raises(ModelError):
@@ -197,7 +279,7 @@ def tiny_corpus(tmp_path_factory):
     return write_tiny_corpus(tmp_path_factory.mktemp("corpus"))
 
 
-@pytest.mark.parametrize("kind", ["cnn", "gmm"])
+@pytest.mark.parametrize("kind", ["cnn", "gmm", "fisher-svm"])
 def test_frame_model_trains_exports_and_scans(tiny_corpus, tmp_path, kind):
     from voxguard.datasets import load_manifest
     from voxguard.evaluate.training import train_segmental
@@ -210,7 +292,7 @@ def test_frame_model_trains_exports_and_scans(tiny_corpus, tmp_path, kind):
     features = SegmentalConfig(views=("lfcc_4_8k_hann", "band_flatness"), gate_db=40.0)
     recipe = {"classifier": kind, "segment_s": 2.0, "hop_s": 1.0}
     recipe |= {"width": 8, "max_epochs": 6, "threads": 1, "train_frames": 100} if kind == "cnn" else {}
-    recipe |= {"n_components": 4, "max_frames": 20_000} if kind == "gmm" else {}
+    recipe |= {"n_components": 4, "max_frames": 20_000} if kind in ("gmm", "fisher-svm") else {}
     model = frame_model(recipe, features)
     result = train_segmental(
         dataset, tmp_path / "m.onnx", model=model, name="tiny", workers=1, folds=3, progress=False, lofo=False

@@ -36,6 +36,7 @@ from voxguard.models.frame_nets import (
     build_frame_input,
     check_onnx,
     export_frame_model,
+    export_with_svm_head,
     frame_statistics,
     masked_mean,
     run_batched,
@@ -438,11 +439,6 @@ class FrameCNNClassifier:
 
     def _hybrid_onnx(self, probe: np.ndarray, reference: np.ndarray) -> tuple[bytes, dict[str, Any]]:
         """Network (crops -> embedding) and SVM (embedding -> decision) merged into one graph."""
-        import onnx
-        from onnx import compose
-
-        from voxguard.models.export import sklearn_to_onnx
-
         _, nn = torch_modules()
 
         class Embedder(nn.Module):
@@ -453,16 +449,4 @@ class FrameCNNClassifier:
             def forward(self, crops):
                 return self.net.embed(crops)
 
-        net_onx = onnx.load_from_string(export_frame_model(Embedder(self.network_), probe.shape[1], "embedding"))
-        emb = self.embed(probe)
-        svm_bytes, output = sklearn_to_onnx(self.svm_, emb, self.svm_.decision_function(emb))
-        svm_onx = onnx.load_from_string(svm_bytes)
-        # Both must share one opset per domain to merge; the network's opset is the newer.
-        svm_onx = onnx.version_converter.convert_version(svm_onx, net_onx.opset_import[0].version)
-        svm_onx = compose.add_prefix(svm_onx, "svm_")
-        svm_outputs = [o.name for o in svm_onx.graph.output]
-        merged = compose.merge_models(net_onx, svm_onx, io_map=[("embedding", "svm_features")], outputs=svm_outputs)
-        onx = merged.SerializeToString()
-        name = "svm_" + output["name"]
-        check_onnx(onx, name, probe, reference, index=output["index"], sign=output["sign"])
-        return onx, output | {"name": name}
+        return export_with_svm_head(Embedder(self.network_), self.svm_, probe, self.embed(probe), reference)

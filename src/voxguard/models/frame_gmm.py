@@ -19,23 +19,17 @@ import numpy as np
 from voxguard.errors import ModelError
 from voxguard.features.segmental import SegmentalConfig
 from voxguard.models.frame_nets import (
+    RecipeMixin,
     build_frame_input,
     check_onnx,
+    checked_crops,
     export_frame_model,
+    finite_frames,
     frame_statistics,
     masked_mean,
     run_batched,
     torch_modules,
 )
-
-
-def _finite_frames(X: np.ndarray, max_frames: int, rng) -> np.ndarray:
-    """Up to ``max_frames`` finite frames of crops ``X`` (n, D, T) as rows (m, D)."""
-    frames = X.transpose(0, 2, 1).reshape(-1, X.shape[1])
-    frames = frames[np.isfinite(frames).all(axis=1)]
-    if len(frames) > max_frames:
-        frames = frames[rng.choice(len(frames), max_frames, replace=False)]
-    return frames.astype(np.float64)
 
 
 def build_llr_module(mean: np.ndarray, std: np.ndarray, real: Any, fake: Any):
@@ -79,7 +73,7 @@ def build_llr_module(mean: np.ndarray, std: np.ndarray, real: Any, fake: Any):
 
 
 @dataclass
-class FrameGMMClassifier:
+class FrameGMMClassifier(RecipeMixin):
     """Two diagonal GMMs on frame features (LFCC-GMM), scikit-learn style.
 
     Parameters
@@ -112,12 +106,6 @@ class FrameGMMClassifier:
     def recipe_keys() -> tuple[str, ...]:
         return ("n_components", "max_frames", "max_iter", "seed", "segment_s", "hop_s")
 
-    def recipe(self) -> dict[str, Any]:
-        return {"classifier": self.classifier} | {k: getattr(self, k) for k in self.recipe_keys()}
-
-    def clone(self) -> FrameGMMClassifier:
-        return FrameGMMClassifier(features=self.features, **{k: getattr(self, k) for k in self.recipe_keys()})
-
     def describe(self) -> str:
         return (
             f"two diagonal GMMs ({self.n_components} components each), mean frame log-likelihood ratio "
@@ -127,17 +115,12 @@ class FrameGMMClassifier:
     def fit(self, X: np.ndarray, y: np.ndarray, groups: np.ndarray | None = None, *, log=None) -> FrameGMMClassifier:
         from sklearn.mixture import GaussianMixture
 
-        X = np.asarray(X, dtype=np.float32)
-        y = np.asarray(y)
-        if X.ndim != 3 or len(X) != len(y):
-            raise ModelError(f"expected crops of shape (n, n_features, n_frames) and n labels, got {X.shape}")
-        if len(np.unique(y)) < 2:
-            raise ModelError("the GMM baseline needs training crops of both classes")
+        X, y = checked_crops(X, y, "GMM baseline")
         rng = np.random.default_rng(self.seed)
         mean, std = frame_statistics(X, seed=self.seed)
         gmms = []
         for label in (0, 1):
-            frames = (_finite_frames(X[y == label], self.max_frames, rng) - mean) / std
+            frames = (finite_frames(X[y == label], self.max_frames, rng) - mean) / std
             if len(frames) < self.n_components:
                 raise ModelError(
                     f"{len(frames)} finite frames of class {label}: fewer than {self.n_components} components"

@@ -26,6 +26,43 @@ def torch_modules() -> tuple[Any, Any]:
     return torch, nn
 
 
+def checked_crops(X: np.ndarray, y: np.ndarray, model: str) -> tuple[np.ndarray, np.ndarray]:
+    """Training crops as float32 (n, n_features, n_frames) and their labels, or a :class:`ModelError`."""
+    X = np.asarray(X, dtype=np.float32)
+    y = np.asarray(y)
+    if X.ndim != 3 or len(X) != len(y):
+        raise ModelError(f"expected crops of shape (n, n_features, n_frames) and n labels, got {X.shape}")
+    if len(np.unique(y)) < 2:
+        raise ModelError(f"the {model} needs training crops of both classes")
+    return X, y
+
+
+def finite_frames(X: np.ndarray, max_frames: int, rng: np.random.Generator) -> np.ndarray:
+    """Up to ``max_frames`` finite frames of crops ``X`` (n, D, T) as float64 rows (m, D), a seeded draw."""
+    frames = X.transpose(0, 2, 1).reshape(-1, X.shape[1])
+    frames = frames[np.isfinite(frames).all(axis=1)]
+    if len(frames) > max_frames:
+        frames = frames[rng.choice(len(frames), max_frames, replace=False)]
+    return frames.astype(np.float64)
+
+
+class RecipeMixin:
+    """``recipe()`` and ``clone()`` of a frame model whose parameters are ``features`` plus ``recipe_keys()``."""
+
+    classifier: str
+    features: Any
+
+    @staticmethod
+    def recipe_keys() -> tuple[str, ...]:
+        raise NotImplementedError
+
+    def recipe(self) -> dict[str, Any]:
+        return {"classifier": self.classifier} | {k: getattr(self, k) for k in self.recipe_keys()}
+
+    def clone(self) -> Any:
+        return type(self)(features=self.features, **{k: getattr(self, k) for k in self.recipe_keys()})
+
+
 def frame_statistics(X: np.ndarray, *, max_rows: int = 4000, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Per-feature mean and standard deviation over the finite frames of (a sample of) crops.
 
@@ -134,3 +171,30 @@ def check_onnx(
     diff = float(np.max(np.abs(got - want)))
     if not diff <= atol * scale:
         raise ModelError(f"the ONNX export does not reproduce the torch scores (max difference {diff:.2e})")
+
+
+def export_with_svm_head(
+    encoder: Any, svm: Any, probe: np.ndarray, vectors: np.ndarray, reference: np.ndarray
+) -> tuple[bytes, dict[str, Any]]:
+    """One ONNX graph: ``encoder`` (crops -> vectors) then the fitted scikit-learn ``svm`` (vectors -> decision).
+
+    ``vectors``: the encoder's output on ``probe``; ``reference``: the scores the merged graph
+    must reproduce on ``probe``. Returns the bytes and the card's ``output`` block.
+    """
+    import onnx
+    from onnx import compose
+
+    from voxguard.models.export import sklearn_to_onnx
+
+    net_onx = onnx.load_from_string(export_frame_model(encoder, probe.shape[1], "embedding"))
+    svm_bytes, output = sklearn_to_onnx(svm, vectors, svm.decision_function(vectors))
+    svm_onx = onnx.load_from_string(svm_bytes)
+    # Both must share one opset per domain to merge; the network's opset is the newer.
+    svm_onx = onnx.version_converter.convert_version(svm_onx, net_onx.opset_import[0].version)
+    svm_onx = compose.add_prefix(svm_onx, "svm_")
+    svm_outputs = [o.name for o in svm_onx.graph.output]
+    merged = compose.merge_models(net_onx, svm_onx, io_map=[("embedding", "svm_features")], outputs=svm_outputs)
+    onx = merged.SerializeToString()
+    name = "svm_" + output["name"]
+    check_onnx(onx, name, probe, reference, index=output["index"], sign=output["sign"])
+    return onx, output | {"name": name}

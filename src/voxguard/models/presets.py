@@ -25,7 +25,7 @@ class Preset:
     """
 
     views: tuple[str, ...]
-    #: "svm" | "logreg" on pooled statistics; "cnn" | "cnn-svm" | "gmm" on frame crops.
+    #: "svm" | "logreg" on pooled statistics; "cnn" | "cnn-svm" | "gmm" | "fisher-svm" on frame crops.
     classifier: str = "svm"
     C: float = 1.0
     gate_db: float | None = None
@@ -35,11 +35,11 @@ class Preset:
     drop_delta_means: bool = False
     level_split: str | None = None
     floor_gate_db: float | None = None
-    #: Extra parameters of a frame model (``FrameCNNClassifier`` / ``FrameGMMClassifier``).
+    #: Extra parameters of a frame model (``FrameCNNClassifier``, ``FrameGMMClassifier``, ``FrameFisherClassifier``).
     params: tuple[tuple[str, Any], ...] = ()
 
     def model(self, C: float | None = None) -> Any:
-        """The unfitted model: a :class:`SegmentalClassifier`, or a frame model (``cnn``, ``cnn-svm``, ``gmm``)."""
+        """The unfitted model: a :class:`SegmentalClassifier`, or a frame model (see ``classifier``)."""
         features = SegmentalConfig(
             views=self.views,
             gate_db=self.gate_db,
@@ -96,6 +96,9 @@ MODEL_PRESETS: dict[str, Preset] = {
     # every 10-dB babble clip sent to it: 12.6 % EER with the split expert vs 14.1 % for
     # voxguard-v4's babble pair (docs/robustness.md).
     "lfcc47h-flatness7k-floor-svm": dataclasses.replace(_V2_RECIPE, level_split="loud-quarter", floor_gate_db=6.0),
+    # voxguard-v2's frames and preprocessing, pooled as Fisher vectors of an 8-component GMM
+    # instead of mean/std (models.frame_fisher; issue 5).
+    "lfcc47h-flatness7k-gated-fisher-svm": dataclasses.replace(_V2_RECIPE, classifier="fisher-svm"),
     # Frame models (issue 5): the ASVspoof LFCC-GMM baseline, and a light CNN over the v2 frames
     # with the v2 preprocessing, alone and as the seed's hybrid (CNN embeddings + SVM).
     "lfcc-gmm": Preset(("lfcc",), "gmm"),

@@ -114,8 +114,9 @@ def recipe_from_card(card: Any) -> Any:
     """The unfitted model a segmental model card describes (to retrain its recipe).
 
     A :class:`SegmentalClassifier`, or a frame model (:mod:`voxguard.models.frame_cnn`,
-    :mod:`voxguard.models.frame_gmm`) when the recipe names one. Cards written since the
-    ``recipe`` field existed state the classifier; older ones are read from ``model_type``.
+    :mod:`voxguard.models.frame_gmm`, :mod:`voxguard.models.frame_fisher`) when the recipe names
+    one. Cards written since the ``recipe`` field existed state the classifier; older ones are
+    read from ``model_type``.
     """
     spec = card.features
     if spec.get("kind") != "segmental" or not spec.get("segmental"):
@@ -138,7 +139,7 @@ def recipe_from_card(card: Any) -> Any:
     )
 
 
-FRAME_CLASSIFIERS = ("cnn", "cnn2d", "cnn-svm", "cnn2d-svm", "gmm")
+FRAME_CLASSIFIERS = ("cnn", "cnn2d", "cnn-svm", "cnn2d-svm", "gmm", "fisher-svm")
 
 
 def frame_model(recipe: dict[str, Any], features: SegmentalConfig) -> Any:
@@ -146,12 +147,14 @@ def frame_model(recipe: dict[str, Any], features: SegmentalConfig) -> Any:
     kind = recipe["classifier"]
     if kind == "gmm":
         from voxguard.models.frame_gmm import FrameGMMClassifier as cls
+    elif kind == "fisher-svm":
+        from voxguard.models.frame_fisher import FrameFisherClassifier as cls
     elif kind in ("cnn", "cnn2d", "cnn-svm", "cnn2d-svm"):
         from voxguard.models.frame_cnn import FrameCNNClassifier as cls
     else:
         raise ModelError(f"unknown frame classifier {kind!r}; choose from {', '.join(FRAME_CLASSIFIERS)}")
     params = {k: recipe[k] for k in cls.recipe_keys() if k in recipe}
-    if kind.endswith("-svm"):
+    if kind in ("cnn-svm", "cnn2d-svm"):
         params["head"] = "svm"
     if kind.startswith("cnn2d"):
         params["arch"] = "lcnn2d"

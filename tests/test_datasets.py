@@ -549,3 +549,21 @@ def test_dev_corpus_manifest_loads_completely(corpus):
     assert all(it.path.is_file() for it in ds)
     assert set(ds.filter(label="bonafide").column("family")) == {"bonafide"}
     assert len(set(ds.filter(label="spoof").column("family"))) == 21
+
+
+def test_dataset_fingerprint_follows_the_data_not_the_checkout(tmp_path):
+    import shutil
+
+    from signals import write_tiny_corpus
+    from voxguard.datasets import load_manifest
+    from voxguard.evaluate.training import dataset_fingerprint
+
+    (tmp_path / "a").mkdir()
+    manifest = write_tiny_corpus(tmp_path / "a", n=6)
+    shutil.copytree(tmp_path / "a", tmp_path / "elsewhere" / "b")
+    moved = tmp_path / "elsewhere" / "b" / manifest.name
+    assert dataset_fingerprint(load_manifest(manifest)) == dataset_fingerprint(load_manifest(moved))
+    text = moved.read_text()
+    relabelled = text.replace("bonafide", "spoof", 1) if "bonafide" in text else text.replace("spoof", "bonafide", 1)
+    moved.write_text(relabelled)
+    assert dataset_fingerprint(load_manifest(manifest)) != dataset_fingerprint(load_manifest(moved))

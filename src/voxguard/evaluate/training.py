@@ -118,10 +118,15 @@ def _card_metrics(
 
 
 def dataset_fingerprint(dataset: Any) -> str:
-    """Hash of the item list (paths, labels, systems), to tell which data a card refers to."""
+    """Hash of the item list (ids, labels, systems), to tell which data a card refers to.
+
+    Ids are paths relative to the dataset's root (:meth:`Dataset.ids`), so the same corpus read
+    from another checkout or machine has the same fingerprint (cards before 2026-11-27 hashed
+    absolute paths).
+    """
     h = hashlib.sha256()
-    for item in dataset:
-        h.update(f"{item.path}|{item.label}|{item.system}\n".encode())
+    for item_id, item in zip(dataset.ids(), dataset, strict=True):
+        h.update(f"{item_id}|{item.label}|{item.system}\n".encode())
     return h.hexdigest()
 
 

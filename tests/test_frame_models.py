@@ -186,7 +186,7 @@ def test_fisher_encoder_matches_the_formula_and_ignores_gated_frames():
 
     X, y = _shape_only_crops(n=60, t=50)
     X[3, :, 10:20] = np.nan  # gated frames inside a crop
-    model = FrameFisherClassifier(n_components=3, max_frames=5000, seed=1).fit(X[:40], y[:40])
+    model = FrameFisherClassifier(n_components=3, n_pca=None, max_frames=5000, seed=1).fit(X[:40], y[:40])
     enc = model.encoder_
     mean, std = enc.input.mean.numpy().ravel(), enc.input.std.numpy().ravel()
     m, inv_sd, sqrt_w = enc.means.numpy(), enc.inv_sd.numpy(), enc.sqrt_w.numpy()
@@ -214,6 +214,24 @@ def test_fisher_encoder_matches_the_formula_and_ignores_gated_frames():
     np.testing.assert_allclose(model.decision_function(X[45:46]), model.decision_function(X[40:])[5:6], atol=1e-5)
     # A crop without a finite frame encodes as zeros, not NaN.
     assert np.array_equal(model.encode(np.full((1, 4, 50), np.nan, np.float32)), np.zeros((1, 24), np.float32))
+
+
+def test_fisher_pca_is_folded_into_the_encoder():
+    from sklearn.decomposition import PCA
+    from sklearn.preprocessing import StandardScaler
+
+    from voxguard.models.frame_fisher import FrameFisherClassifier
+
+    X, y = _shape_only_crops(n=80, t=50)
+    full = FrameFisherClassifier(n_components=3, n_pca=None, max_frames=5000, seed=2).fit(X, y)
+    folded = FrameFisherClassifier(n_components=3, n_pca=5, max_frames=5000, seed=2).fit(X, y)
+    vectors = full.encode(X)  # the same GMM (same frames and seed): the unprojected Fisher vectors
+    scaler = StandardScaler().fit(vectors)
+    want = PCA(5, random_state=2).fit_transform(scaler.transform(vectors))
+    got = folded.encode(X)
+    assert got.shape == (80, 5)
+    np.testing.assert_allclose(np.abs(got), np.abs(want), atol=1e-3)  # components are defined up to sign
+    assert "PCA(5)" in folded.describe() and "PCA" not in full.describe()
 
 
 def test_fisher_svm_exports_one_onnx_graph_with_dynamic_length():

@@ -41,11 +41,14 @@ from voxguard.models.frame_nets import (
 )
 
 
-def build_fisher_encoder(mean: np.ndarray, std: np.ndarray, gmm: Any):
+def build_fisher_encoder(
+    mean: np.ndarray, std: np.ndarray, gmm: Any, projection: tuple[np.ndarray, np.ndarray] | None = None
+):
     """A module ``crops (B, D, T) -> Fisher vectors (B, 2 K D)`` for a fitted diagonal ``GaussianMixture``.
 
     ``mean``/``std`` standardise the frames first (the space the GMM was fitted in). Gated frames
-    (NaN) get no posterior weight; a crop without a finite frame encodes as zeros.
+    (NaN) get no posterior weight; a crop without a finite frame encodes as zeros. With
+    ``projection = (W, b)`` the module returns ``fv @ W.T + b`` instead, shape (B, len(W)).
     """
     torch, nn = torch_modules()
     weights = np.asarray(gmm.weights_, dtype=np.float64)
@@ -68,6 +71,12 @@ def build_fisher_encoder(mean: np.ndarray, std: np.ndarray, gmm: Any):
             self.register_buffer("means", tensor(means))
             self.register_buffer("inv_sd", tensor(np.sqrt(precision)))
             self.register_buffer("sqrt_w", tensor(np.sqrt(weights)))
+            self.projection = None
+            if projection is not None:
+                self.projection = nn.Linear(projection[0].shape[1], projection[0].shape[0])
+                with torch.no_grad():
+                    self.projection.weight.copy_(tensor(projection[0]))
+                    self.projection.bias.copy_(tensor(projection[1]))
 
         def forward(self, crops):
             x, mask = self.input(crops)
@@ -88,14 +97,19 @@ def build_fisher_encoder(mean: np.ndarray, std: np.ndarray, gmm: Any):
             )
             fv = torch.cat([mu.flatten(1), var.flatten(1)], dim=1)
             fv = torch.sign(fv) * torch.sqrt(torch.abs(fv))
-            return fv / torch.sqrt((fv * fv).sum(dim=1, keepdim=True) + 1e-12)
+            fv = fv / torch.sqrt((fv * fv).sum(dim=1, keepdim=True) + 1e-12)
+            return fv if self.projection is None else self.projection(fv)
 
     return FisherEncoder()
 
 
 @dataclass
 class FrameFisherClassifier(RecipeMixin):
-    """Fisher vectors of frame crops (diagonal GMM) + StandardScaler + RBF SVM, scikit-learn style.
+    """Fisher vectors of frame crops (diagonal GMM) -> StandardScaler -> PCA -> RBF SVM, scikit-learn style.
+
+    The scaler and the PCA are linear, so they are folded into the encoder's last layer: the SVM
+    sees ``n_pca`` numbers per segment, which keeps the model small and fast (its support vectors
+    have ``n_pca`` entries instead of 2 K D) and, on DEV, generalised better (below).
 
     Parameters
     ----------
@@ -103,6 +117,10 @@ class FrameFisherClassifier(RecipeMixin):
         Frame views; every frame feature is encoded (gated frames are left out).
     n_components : int
         GMM components; 8 was the best of 4, 8, 16 and 32 on DEV (grouped, whole clips).
+    n_pca : int or None
+        Principal components of the standardised Fisher vectors the SVM sees; ``None`` keeps them
+        all (StandardScaler + SVM). On DEV (whole clips, 8 components, grouped 5-fold, no
+        augmentation) 64 gave 4.2 % EER, 32 5.2 %, 128 4.6 %, all 1,184 5.4 % (mean/std pooling 6.1 %).
     C : float
         The SVM's regularisation (larger = less).
     max_frames : int
@@ -117,6 +135,7 @@ class FrameFisherClassifier(RecipeMixin):
 
     features: SegmentalConfig = field(default_factory=SegmentalConfig)
     n_components: int = 8
+    n_pca: int | None = 64
     C: float = 3.0
     max_frames: int = 150_000
     max_iter: int = 100
@@ -131,16 +150,18 @@ class FrameFisherClassifier(RecipeMixin):
 
     @staticmethod
     def recipe_keys() -> tuple[str, ...]:
-        return ("n_components", "C", "max_frames", "max_iter", "seed", "segment_s", "hop_s", "class_weight")
+        return ("n_components", "n_pca", "C", "max_frames", "max_iter", "seed", "segment_s", "hop_s", "class_weight")
 
     def describe(self) -> str:
         return (
             f"Fisher vectors ({self.n_components}-component diagonal GMM, means and variances) of "
-            f"{self.segment_s:g}-s crops of {'+'.join(self.features.views)} frames -> StandardScaler + "
-            f"SVC(kernel='rbf', C={self.C:g})"
+            f"{self.segment_s:g}-s crops of {'+'.join(self.features.views)} frames -> StandardScaler"
+            + (f" -> PCA({self.n_pca})" if self.n_pca else "")
+            + f" -> SVC(kernel='rbf', C={self.C:g})"
         )
 
     def fit(self, X: np.ndarray, y: np.ndarray, groups: np.ndarray | None = None, *, log=None) -> FrameFisherClassifier:
+        from sklearn.decomposition import PCA
         from sklearn.mixture import GaussianMixture
         from sklearn.pipeline import make_pipeline
         from sklearn.preprocessing import StandardScaler
@@ -158,9 +179,18 @@ class FrameFisherClassifier(RecipeMixin):
         if log is not None:
             log(f"GMM: {len(frames)} frames, converged={gmm.converged_} ({gmm.n_iter_} iterations)")
         self.encoder_ = build_fisher_encoder(mean, std, gmm).eval()
-        self.svm_ = make_pipeline(StandardScaler(), SVC(C=self.C, gamma="scale", class_weight=self.class_weight)).fit(
-            self.encode(X), y
-        )
+        svm = SVC(C=self.C, gamma="scale", class_weight=self.class_weight)
+        vectors = self.encode(X)
+        scaler = StandardScaler().fit(vectors)
+        if not self.n_pca:
+            self.svm_ = make_pipeline(scaler, svm).fit(vectors, y)
+            return self
+        pca = PCA(min(self.n_pca, *vectors.shape), random_state=self.seed).fit(scaler.transform(vectors))
+        # z = ((fv - mean) / scale - pca_mean) @ components.T = fv @ W.T + b
+        weight = pca.components_ / scaler.scale_
+        bias = -(scaler.mean_ / scaler.scale_ + pca.mean_) @ pca.components_.T
+        self.encoder_ = build_fisher_encoder(mean, std, gmm, (weight, bias)).eval()
+        self.svm_ = svm.fit(self.encode(X), y)
         return self
 
     def _check_fitted(self) -> None:
@@ -168,7 +198,7 @@ class FrameFisherClassifier(RecipeMixin):
             raise ModelError("the model is not fitted")
 
     def encode(self, X: np.ndarray) -> np.ndarray:
-        """Fisher vectors of crops ``X`` (n, D, T), shape (n, 2 K D), float32."""
+        """What the SVM sees of crops ``X`` (n, D, T), float32: shape (n, n_pca), or the Fisher vectors (n, 2 K D)."""
         if self.encoder_ is None:
             raise ModelError("the model is not fitted")
         return run_batched(self.encoder_, X, batch=128)

@@ -125,6 +125,19 @@ def routed_model(tmp_path_factory):
     return result
 
 
+def _mixed_by_hand(detector, prepared, sr, bounds) -> np.ndarray:
+    """A routed detector's segment scores recomputed from its members and the card's routing weights."""
+    from voxguard.features.segmental import frame_matrix, pool_segments
+
+    *experts, router = detector.members
+    scores = np.column_stack([m.segment_scores(prepared, sr, bounds)[0] for m in experts])
+    posteriors = router.posteriors_from_vectors(
+        pool_segments(frame_matrix(prepared, sr, router.segmental), bounds, router.segmental)
+    )
+    np.testing.assert_allclose(posteriors.sum(axis=1), 1, atol=1e-5)
+    return RoutingWeights.from_dict(detector.model.card.output["routing"]).apply(scores, posteriors)
+
+
 def test_routed_model_trains_ships_and_scans(routed_model):
     from voxguard.audio import segment_bounds
     from voxguard.models.detector import Detector
@@ -146,16 +159,7 @@ def test_routed_model_trains_ships_and_scans(routed_model):
     prepared, sr, _ = detector.prepare_array(y, SR)
     bounds = segment_bounds(len(prepared), sr, 2.0, 1.0)
     scores, proba = detector.segment_scores(prepared, sr, bounds)
-    experts = np.column_stack([m.segment_scores(prepared, sr, bounds)[0] for m in detector.members[:2]])
-    router = detector.members[2]
-    from voxguard.features.segmental import frame_matrix, pool_segments
-
-    posteriors = router.posteriors_from_vectors(
-        pool_segments(frame_matrix(prepared, sr, router.segmental), bounds, router.segmental)
-    )
-    np.testing.assert_allclose(posteriors.sum(axis=1), 1, atol=1e-5)
-    weights = RoutingWeights.from_dict(card.output["routing"])
-    np.testing.assert_allclose(scores, weights.apply(experts, posteriors), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(scores, _mixed_by_hand(detector, prepared, sr, bounds), rtol=1e-4, atol=1e-4)
     assert np.all((proba >= 0) & (proba <= 1))
     real = Scanner(detector).scan(make_clip("real", 999), sr=SR)
     fake = Scanner(detector).scan(y, sr=SR)
@@ -358,3 +362,57 @@ def test_retrain_a_routed_model_from_feedback(routed_model, tmp_path):
     new = Detector.load(out)
     assert [m.is_router for m in new.members] == [False, False, True]
     assert Scanner(new).scan(make_clip("buzz", 990), sr=SR).probability is not None
+
+
+def test_a_routed_model_may_have_a_frame_model_expert(tmp_path):
+    """A Fisher-vector expert (frame crops) beside a pooled one: trained, shipped, scanned, and
+    mixed per segment exactly as the card's routing weights say."""
+    pytest.importorskip("torch")
+    from voxguard.audio import PreprocessConfig, segment_bounds
+    from voxguard.datasets import load_manifest
+    from voxguard.evaluate.training import train_routed
+    from voxguard.features.segmental import SegmentalConfig
+    from voxguard.models.detector import Detector
+    from voxguard.models.frame_fisher import FrameFisherClassifier
+    from voxguard.models.segmental import SegmentalClassifier
+    from voxguard.scan import Scanner
+
+    (tmp_path / "corpus").mkdir()
+    dataset = load_manifest(write_tiny_corpus(tmp_path / "corpus", n=24))
+    features = SegmentalConfig(views=("lfcc_4_8k_hann", "band_flatness"), gate_db=40.0)
+    pooled = SegmentalClassifier(features=features, classifier="logreg", C=1.0, segment_s=2.0, hop_s=1.0)
+    fisher = FrameFisherClassifier(
+        features=features, n_components=4, n_pca=8, max_frames=20_000, segment_s=2.0, hop_s=1.0
+    )
+    result = train_routed(
+        dataset,
+        tmp_path / "model" / "r.onnx",
+        [("main", pooled, "none"), ("fisher", fisher, "only-codec")],
+        {"clean": ["main", "fisher"], "codec": ["fisher"], "babble": ["main"], "other": ["main", "fisher"]},
+        preprocess_config=PreprocessConfig(),
+        name="r",
+        folds=3,
+        workers=1,
+        lofo=False,
+        progress=False,
+    )
+    assert result.card.features["members"] == ["r.main.onnx", "r.fisher.onnx", "r.router.onnx"]
+    detector = Detector.load(result.model_path)
+    assert [m.frame_input for m in detector.members[:2]] == [False, True]
+    y = make_clip("lowpass", 996)
+    prepared, sr, _ = detector.prepare_array(y, SR)
+    bounds = segment_bounds(len(prepared), sr, 2.0, 1.0)
+    scores, _ = detector.segment_scores(prepared, sr, bounds)
+    np.testing.assert_allclose(scores, _mixed_by_hand(detector, prepared, sr, bounds), rtol=1e-4, atol=1e-4)
+    real = Scanner(detector).scan(make_clip("real", 995), sr=SR)
+    assert Scanner(detector).scan(y, sr=SR).probability > real.probability
+    # The service's feedback recording copes with the frame expert (it stores what it can, or
+    # nothing) and scores exactly like the plain scanner.
+    from voxguard.server.service import recorded_vectors, recording_scanner
+
+    copy_, recorders = recording_scanner(Scanner(detector))
+    recorded = copy_.scan(y, sr=SR)
+    np.testing.assert_allclose(recorded.timeline.scores, Scanner(detector).scan(y, sr=SR).timeline.scores, atol=1e-5)
+    if recorders is not None:
+        vectors = recorded_vectors(recorders, len(recorded.timeline.scores))
+        assert vectors is None or len(vectors) == len(recorded.timeline.scores)

@@ -416,3 +416,21 @@ def test_a_routed_model_may_have_a_frame_model_expert(tmp_path):
     if recorders is not None:
         vectors = recorded_vectors(recorders, len(recorded.timeline.scores))
         assert vectors is None or len(vectors) == len(recorded.timeline.scores)
+
+
+def test_routed_v8_adds_a_fisher_expert_to_the_main_classes():
+    from voxguard.models.frame_fisher import FrameFisherClassifier
+    from voxguard.models.presets import ROUTED_RECIPES, get_preset
+
+    v7, v8 = ROUTED_RECIPES["routed-v7"], ROUTED_RECIPES["routed-v8"]
+    assert v8.experts[: len(v7.experts)] == v7.experts and v8.router_head == v7.router_head
+    label, preset, policy = v8.experts[-1]
+    assert isinstance(get_preset(preset).model(), FrameFisherClassifier) and policy == "chain*2"
+    classes = dict(v8.classes)
+    for cls in ("clean", "telephone", "other"):
+        assert classes[cls] == (*dict(v7.classes)[cls], label)
+    assert classes["codec"] == dict(v7.classes)["codec"] and classes["babble"] == dict(v7.classes)["babble"]
+    # All experts share the first expert's preprocessing and segment length (train_routed's rule).
+    first = get_preset(v8.experts[0][1])
+    assert get_preset(preset).preprocess() == first.preprocess()
+    assert get_preset(preset).model().segment_s == first.model().segment_s

@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # torch comes from the machine's local CPU wheel; a bare "torch" would pull a multi-GB CUDA build.
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: demo test lint bench-features default-model model-v9 model-v8 model-v7 model-v6 model-v5 model-v4 model-v3 model-v2 model-v1 clean
+.PHONY: demo test lint bench-features default-model model-v9 model-fisher model-v8 model-v7 model-v6 model-v5 model-v4 model-v3 model-v2 model-v1 clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -72,6 +72,14 @@ model-v9: $(VENV)/.dev
 		--name voxguard-v9 --report reports/voxguard-v9
 	for e in $(ROUTED_EXPERTS); do \
 		$(BIN)/voxguard export src/voxguard/models/zoo/voxguard-v9.$$e.onnx --half || exit 1; done
+
+# voxguard-fisher (fifteenth session; in the zoo, not the default): one Fisher-vector SVM
+# (lfcc47h-flatness7k-gated-fisher-svm, chain*2), 1.7 MB; the best DEV leave-one-family-out of the
+# shipped models (docs/results.md, "Fisher-vector pooling"), without v8's condition experts.
+# About 25 min on 2 cores.
+model-fisher: $(VENV)/.dev
+	$(BIN)/voxguard train $(CORPUS) --model lfcc47h-flatness7k-gated-fisher-svm --augment-policy 'chain*2' \
+		--out src/voxguard/models/zoo/voxguard-fisher.onnx --name voxguard-fisher --report reports/voxguard-fisher
 
 # voxguard-v7 (the default in the thirteenth session; not in the zoo since its six experts are
 # v8's, byte for byte): the same experts with a logistic router (10-dB babble 2.16x the clean EER).

@@ -50,3 +50,18 @@ def test_corrupt_model_file(tmp_path):
     shutil.copy(src.with_name(src.name.removesuffix(".onnx") + ".card.json"), tmp_path / "bad.card.json")
     with pytest.raises(ModelError, match="cannot load"):
         Detector.load(bad)
+
+
+def test_every_shipped_model_loads_and_scans_an_example():
+    """Every model in the zoo (the default and the alternatives: v1-v4, voxguard-fisher, the seed
+    SVM) loads from its card without torch and scans a bundled example to a probability."""
+    from pathlib import Path
+
+    from voxguard.scan import Scanner
+
+    example = Path(__file__).parents[1] / "examples" / "real_librispeech_1688-142285-0002.flac"
+    names = [n for n, card in available_models().items() if "." not in n]  # members load with their model
+    assert DEFAULT_MODEL in names
+    for name in names:
+        result = Scanner(name).scan(example)
+        assert 0.0 <= result.probability <= 1.0, name

@@ -58,20 +58,22 @@ clean:
 CORPUS ?= ../shared/corpus/manifest.csv
 # The experts of routed-v6 and routed-v7 (voxguard-v7 and voxguard-v8), stored with float16 support vectors.
 ROUTED_EXPERTS := main main-split codec babble-floor babble-split babble-low
-default-model model-v8: $(VENV)/.dev
-	$(BIN)/voxguard train $(CORPUS) --model routed-v7 --out src/voxguard/models/zoo/voxguard-v8.onnx \
-		--name voxguard-v8 --report reports/voxguard-v8
+# $(call routed_model,RECIPE,NAME): train a routed recipe into the zoo as NAME, then store the
+# support vectors of its SVM experts in float16.
+define routed_model
+	$(BIN)/voxguard train $(CORPUS) --model $(1) --out src/voxguard/models/zoo/$(2).onnx \
+		--name $(2) --report reports/$(2)
 	for e in $(ROUTED_EXPERTS); do \
-		$(BIN)/voxguard export src/voxguard/models/zoo/voxguard-v8.$$e.onnx --half || exit 1; done
+		$(BIN)/voxguard export src/voxguard/models/zoo/$(2).$$e.onnx --half || exit 1; done
+endef
+default-model model-v8: $(VENV)/.dev
+	$(call routed_model,routed-v7,voxguard-v8)
 
 # voxguard-v9 (not trained yet; fifteenth session): routed-v8 = routed-v7 plus a Fisher-vector
 # expert (lfcc47h-flatness7k-gated-fisher-svm, 1.7 MB, no float16 step) beside the two main
 # experts; about 2 h on 2 cores. Then run the 8-condition report before making it the default.
 model-v9: $(VENV)/.dev
-	$(BIN)/voxguard train $(CORPUS) --model routed-v8 --out src/voxguard/models/zoo/voxguard-v9.onnx \
-		--name voxguard-v9 --report reports/voxguard-v9
-	for e in $(ROUTED_EXPERTS); do \
-		$(BIN)/voxguard export src/voxguard/models/zoo/voxguard-v9.$$e.onnx --half || exit 1; done
+	$(call routed_model,routed-v8,voxguard-v9)
 
 # voxguard-fisher (fifteenth session; in the zoo, not the default): one Fisher-vector SVM
 # (lfcc47h-flatness7k-gated-fisher-svm, chain*2), 1.7 MB; the best DEV leave-one-family-out of the
@@ -84,10 +86,7 @@ model-fisher: $(VENV)/.dev
 # voxguard-v7 (the default in the thirteenth session; not in the zoo since its six experts are
 # v8's, byte for byte): the same experts with a logistic router (10-dB babble 2.16x the clean EER).
 model-v7: $(VENV)/.dev
-	$(BIN)/voxguard train $(CORPUS) --model routed-v6 --out src/voxguard/models/zoo/voxguard-v7.onnx \
-		--name voxguard-v7 --report reports/voxguard-v7
-	for e in $(ROUTED_EXPERTS); do \
-		$(BIN)/voxguard export src/voxguard/models/zoo/voxguard-v7.$$e.onnx --half || exit 1; done
+	$(call routed_model,routed-v6,voxguard-v7)
 
 # voxguard-v6 (the default in the twelfth session; not in the zoo since its five experts and its
 # router are v7's, byte for byte before the float16 storage): two babble experts.

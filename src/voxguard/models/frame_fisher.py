@@ -41,14 +41,13 @@ from voxguard.models.frame_nets import (
 )
 
 
-def build_fisher_encoder(
-    mean: np.ndarray, std: np.ndarray, gmm: Any, projection: tuple[np.ndarray, np.ndarray] | None = None
-):
+def build_fisher_encoder(mean: np.ndarray, std: np.ndarray, gmm: Any):
     """A module ``crops (B, D, T) -> Fisher vectors (B, 2 K D)`` for a fitted diagonal ``GaussianMixture``.
 
     ``mean``/``std`` standardise the frames first (the space the GMM was fitted in). Gated frames
-    (NaN) get no posterior weight; a crop without a finite frame encodes as zeros. With
-    ``projection = (W, b)`` the module returns ``fv @ W.T + b`` instead, shape (B, len(W)).
+    (NaN) get no posterior weight; a crop without a finite frame encodes as zeros. After
+    ``fold_projection(W, b)`` the module returns ``fv @ W.T + b`` instead, shape (B, len(W)); its
+    ``projection`` layer maps already computed Fisher vectors the same way.
     """
     torch, nn = torch_modules()
     weights = np.asarray(gmm.weights_, dtype=np.float64)
@@ -72,11 +71,12 @@ def build_fisher_encoder(
             self.register_buffer("inv_sd", tensor(np.sqrt(precision)))
             self.register_buffer("sqrt_w", tensor(np.sqrt(weights)))
             self.projection = None
-            if projection is not None:
-                self.projection = nn.Linear(projection[0].shape[1], projection[0].shape[0])
-                with torch.no_grad():
-                    self.projection.weight.copy_(tensor(projection[0]))
-                    self.projection.bias.copy_(tensor(projection[1]))
+
+        def fold_projection(self, weight: np.ndarray, bias: np.ndarray) -> None:
+            self.projection = nn.Linear(weight.shape[1], weight.shape[0])
+            with torch.no_grad():
+                self.projection.weight.copy_(tensor(weight))
+                self.projection.bias.copy_(tensor(bias))
 
         def forward(self, crops):
             x, mask = self.input(crops)
@@ -189,8 +189,9 @@ class FrameFisherClassifier(RecipeMixin):
         # z = ((fv - mean) / scale - pca_mean) @ components.T = fv @ W.T + b
         weight = pca.components_ / scaler.scale_
         bias = -(scaler.mean_ / scaler.scale_ + pca.mean_) @ pca.components_.T
-        self.encoder_ = build_fisher_encoder(mean, std, gmm, (weight, bias)).eval()
-        self.svm_ = svm.fit(self.encode(X), y)
+        self.encoder_.fold_projection(weight, bias)
+        # The folded layer on the vectors already encoded: what the encoder now returns for X.
+        self.svm_ = svm.fit(run_batched(self.encoder_.projection, vectors), y)
         return self
 
     def _check_fitted(self) -> None:

@@ -69,9 +69,9 @@ endef
 default-model model-v8: $(VENV)/.dev
 	$(call routed_model,routed-v7,voxguard-v8)
 
-# voxguard-v9 (not trained yet; fifteenth session): routed-v8 = routed-v7 plus a Fisher-vector
-# expert (lfcc47h-flatness7k-gated-fisher-svm, 1.7 MB, no float16 step) beside the two main
-# experts; about 2 h on 2 cores. Then run the 8-condition report before making it the default.
+# voxguard-v9 (sixteenth session): routed-v8 = routed-v7 plus a Fisher-vector expert
+# (lfcc47h-flatness7k-gated-fisher-svm, 1.7 MB, no float16 step) beside the two main experts for
+# clean and "other" audio (not telephone); about 2 h on 2 cores.
 model-v9: $(VENV)/.dev
 	$(call routed_model,routed-v8,voxguard-v9)
 

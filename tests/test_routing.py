@@ -418,7 +418,7 @@ def test_a_routed_model_may_have_a_frame_model_expert(tmp_path):
         assert vectors is None or len(vectors) == len(recorded.timeline.scores)
 
 
-def test_routed_v8_adds_a_fisher_expert_to_the_main_classes():
+def test_routed_v8_adds_a_fisher_expert_to_the_clean_and_other_classes():
     from voxguard.models.frame_fisher import FrameFisherClassifier
     from voxguard.models.presets import ROUTED_RECIPES, get_preset
 
@@ -427,9 +427,11 @@ def test_routed_v8_adds_a_fisher_expert_to_the_main_classes():
     label, preset, policy = v8.experts[-1]
     assert isinstance(get_preset(preset).model(), FrameFisherClassifier) and policy == "chain*2"
     classes = dict(v8.classes)
-    for cls in ("clean", "telephone", "other"):
+    for cls in ("clean", "other"):
         assert classes[cls] == (*dict(v7.classes)[cls], label)
-    assert classes["codec"] == dict(v7.classes)["codec"] and classes["babble"] == dict(v7.classes)["babble"]
+    # Telephone audio keeps v7's experts: the Fisher-vector model alone is weak under G.711.
+    for cls in ("codec", "babble", "telephone"):
+        assert classes[cls] == dict(v7.classes)[cls]
     # All experts share the first expert's preprocessing and segment length (train_routed's rule).
     first = get_preset(v8.experts[0][1])
     assert get_preset(preset).preprocess() == first.preprocess()

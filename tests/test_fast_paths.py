@@ -211,14 +211,18 @@ def test_shipped_svm_models_use_the_fast_graph():
     from voxguard.models.registry import resolve_model
 
     experts = [f"voxguard-v4.{e}" for e in ("main", "main-split", "codec", "babble", "babble-split")]
-    halved = [f"voxguard-v8.{e}" for e in ("main", "main-split", "codec", "babble-floor", "babble-split", "babble-low")]
+    halved = [
+        f"{m}.{e}"
+        for m in ("voxguard-v8", "voxguard-v9")
+        for e in ("main", "main-split", "codec", "babble-floor", "babble-split", "babble-low")
+    ]
     for name in ("voxguard-v1", "voxguard-v2", "seed-svm", "voxguard-v3.svm", "voxguard-v3.svm2", *experts, *halved):
         path = resolve_model(name)
         ops = {n.op_type for n in onnx.load(path).graph.node}
         assert "SVMClassifier" not in ops and "MatMul" in ops, name
         parts = _rbf_graph_parts(path.read_bytes())
         assert parts["precision"] == "float32", name
-        # voxguard-v8 (make default-model) stores its support vectors in float16: under 20 MB.
+        # voxguard-v8 and v9 (make default-model, make model-v9) store their support vectors in float16.
         assert parts["storage"] == ("float16" if name in halved else None), name
 
 

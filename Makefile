@@ -56,7 +56,8 @@ clean:
 # export --half: half the bytes, scores within about 2e-3), which keeps the model at 12 MB, well
 # under the 20 MB a shipped default may take. About 80 min on 2 cores.
 CORPUS ?= ../shared/corpus/manifest.csv
-# The experts of routed-v6 and routed-v7 (voxguard-v7 and voxguard-v8), stored with float16 support vectors.
+# The SVM experts of routed-v6 to routed-v8 (voxguard-v7, v8 and v9), stored with float16 support vectors
+# (the Fisher-vector expert of routed-v8 has no float16 step).
 ROUTED_EXPERTS := main main-split codec babble-floor babble-split babble-low
 # $(call routed_model,RECIPE,NAME): train a routed recipe into the zoo as NAME, then store the
 # support vectors of its SVM experts in float16.

@@ -72,9 +72,11 @@ default-model model-v8: $(VENV)/.dev
 
 # voxguard-v9 (sixteenth session): routed-v8 = routed-v7 plus a Fisher-vector expert
 # (lfcc47h-flatness7k-gated-fisher-svm, 1.7 MB, no float16 step) beside the two main experts for
-# clean and "other" audio (not telephone); about 2 h on 2 cores.
+# clean and "other" audio (not telephone); about 2 h on 2 cores. `--stages` (seventeenth session)
+# adds the expert's two-stage form, which scans encode each frame once instead of twice.
 model-v9: $(VENV)/.dev
 	$(call routed_model,routed-v8,voxguard-v9)
+	$(BIN)/voxguard export src/voxguard/models/zoo/voxguard-v9.fisher.onnx --stages
 
 # voxguard-fisher (fifteenth session; in the zoo, not the default): one Fisher-vector SVM
 # (lfcc47h-flatness7k-gated-fisher-svm, chain*2), 1.7 MB; the best DEV leave-one-family-out of the
@@ -83,6 +85,7 @@ model-v9: $(VENV)/.dev
 model-fisher: $(VENV)/.dev
 	$(BIN)/voxguard train $(CORPUS) --model lfcc47h-flatness7k-gated-fisher-svm --augment-policy 'chain*2' \
 		--out src/voxguard/models/zoo/voxguard-fisher.onnx --name voxguard-fisher --report reports/voxguard-fisher
+	$(BIN)/voxguard export src/voxguard/models/zoo/voxguard-fisher.onnx --stages
 
 # voxguard-v7 (the default in the thirteenth session; not in the zoo since its six experts are
 # v8's, byte for byte): the same experts with a logistic router (10-dB babble 2.16x the clean EER).

@@ -270,6 +270,14 @@ def export(
             help="SVM .onnx: store the support vectors in float16 (about half the file; scores move by ~1e-3).",
         ),
     ] = False,
+    stages: Annotated[
+        bool,
+        typer.Option(
+            "--stages",
+            help="Fisher-vector .onnx: add its two-stage form (NAME.head.onnx and the GMM in its card), "
+            "so scans encode each frame once instead of twice; scores stay the same within 1e-4.",
+        ),
+    ] = False,
 ) -> None:
     """Convert a trained torch model to ONNX and check that both give the same outputs (within 1e-4).
 
@@ -279,6 +287,7 @@ def export(
     float64), it rewrites the graph as float32 matrix products (several times faster, the same
     scores within 1e-4) and updates its card; `--out` writes a copy instead of replacing it.
     `--half` also stores its support vectors in float16 (any RBF SVM graph, float32 ones too).
+    `--stages` splits a Fisher-vector model (the `fisher-svm` recipes) for faster scans.
     """
     from voxguard.cli import EXIT_FILE_FAILED, EXIT_USAGE, _report_error, err
     from voxguard.errors import VoxguardError
@@ -287,6 +296,22 @@ def export(
     if not onnx:
         err.print("only --onnx export is supported")
         raise typer.Exit(EXIT_USAGE)
+    if stages:
+        from voxguard.models.fisher_stages import add_stages
+
+        if weights.suffix != ".onnx" or half or out is not None:
+            err.print("--stages takes a Fisher-vector .onnx model and rewrites its card in place (no --half or --out)")
+            raise typer.Exit(EXIT_USAGE)
+        try:
+            diff = add_stages(weights)
+        except (VoxguardError, OSError) as exc:
+            _report_error(str(weights), exc if isinstance(exc, VoxguardError) else VoxguardError(str(exc)))
+            raise typer.Exit(EXIT_FILE_FAILED) from None
+        print(
+            f"wrote {weights.name.removesuffix('.onnx')}.head.onnx and updated the card; largest relative score "
+            f"difference {diff:.1e} on 64 probe crops"
+        )
+        return
     if weights.suffix == ".onnx":
         try:
             diff = optimise_svm_file(weights, out, storage="float16" if half else None)

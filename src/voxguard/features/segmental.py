@@ -696,6 +696,30 @@ def _segment_summer(
     return first, last, segment_sums
 
 
+def segment_frame_ranges(bounds: np.ndarray, hop_length: int, n_frames: int) -> tuple[np.ndarray, np.ndarray]:
+    """The frames ``[first, last)`` of each segment: those whose centre lies inside it (at least one).
+
+    Parameters
+    ----------
+    bounds : np.ndarray, shape (n_segments, 2)
+        Segment start/stop in samples.
+    hop_length : int
+        Samples between frames.
+    n_frames : int
+        Frames of the signal.
+
+    Returns
+    -------
+    first, last : np.ndarray of int64, shape (n_segments,)
+        ``0 <= first < last <= n_frames``.
+    """
+    if n_frames == 0:
+        raise FeatureError("no frames to crop")
+    first = np.clip(np.ceil(bounds[:, 0] / hop_length).astype(np.int64), 0, n_frames - 1)
+    last = np.clip(np.ceil(bounds[:, 1] / hop_length).astype(np.int64), first + 1, n_frames)
+    return first, last
+
+
 def segment_crops(frames: np.ndarray, bounds: np.ndarray, hop_length: int, n_frames: int | None = None) -> np.ndarray:
     """The frame sequence of each segment, for models that read frames rather than pooled statistics.
 
@@ -718,10 +742,7 @@ def segment_crops(frames: np.ndarray, bounds: np.ndarray, hop_length: int, n_fra
         NaN, which frame models treat like gated frames (masked out of their pooling).
     """
     total = frames.shape[1]
-    if total == 0:
-        raise FeatureError("no frames to crop")
-    first = np.clip(np.ceil(bounds[:, 0] / hop_length).astype(np.int64), 0, total - 1)
-    last = np.clip(np.ceil(bounds[:, 1] / hop_length).astype(np.int64), first + 1, total)
+    first, last = segment_frame_ranges(bounds, hop_length, total)
     width = int(n_frames if n_frames is not None else (last - first).max())
     index = first[:, None] + np.arange(width)[None, :]
     inside = index < last[:, None]

@@ -28,7 +28,9 @@ from voxguard.features.segmental import (
     pool_segments,
     pool_segments_many,
     segment_crops,
+    segment_frame_ranges,
 )
+from voxguard.models.fisher_stages import FisherStages
 from voxguard.models.onnx_model import OnnxModel
 from voxguard.models.routing import is_router_card
 
@@ -82,6 +84,10 @@ class Detector:
             self.segmental = self.members[0].segmental
         #: Frame models (CNN, GMM) read crops of the frame matrix instead of pooled statistics.
         self.frame_input: bool = spec.get("input") == "frames"
+        #: Fisher models with a head graph score overlapping segments without encoding frames twice.
+        self.stages: FisherStages | None = (
+            FisherStages.for_model(model.path, model.card.output, threads=model.threads) if self.frame_input else None
+        )
         if self.members and self.members[0].is_router:
             raise ModelError("a routed model's first member must be an expert, not the router", path=str(model.path))
 
@@ -274,6 +280,9 @@ class Detector:
     def _crop_scores(self, frames: np.ndarray, bounds: np.ndarray, batch: int = 128) -> np.ndarray:
         """Frame-model scores of segments, in batches of crops (memory stays bounded on long audio)."""
         assert self.segmental is not None
+        if self.stages is not None:
+            first, last = segment_frame_ranges(bounds, self.segmental.hop_length, frames.shape[1])
+            return self.stages.segment_scores(frames, first, last)
         scores = np.full(len(bounds), np.nan)
         for start in range(0, len(bounds), batch):
             crops = segment_crops(frames, bounds[start : start + batch], self.segmental.hop_length)

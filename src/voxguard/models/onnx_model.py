@@ -83,6 +83,20 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
     return 0.5 * (1.0 + np.tanh(0.5 * x))  # overflow-free logistic
 
 
+def cpu_session(path: Path, threads: int, failure: str) -> Any:
+    """An ONNX Runtime session on the CPU with ``threads`` intra-op threads; ``failure`` prefixes the error."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    try:
+        return ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own untyped errors for bad files
+        raise ModelError(f"{failure}: {exc}", path=str(path)) from exc
+
+
 class OnnxModel:
     """An exported model, run by ONNX Runtime on the CPU.
 
@@ -96,22 +110,12 @@ class OnnxModel:
     """
 
     def __init__(self, path: str | Path, *, threads: int = 1) -> None:
-        import onnxruntime as ort
-
         self.path = Path(path)
+        self.threads = threads
         if not self.path.is_file():
             raise ModelError("model file not found", path=str(self.path))
         self.card = ModelCard.load(card_path(self.path))
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        options.log_severity_level = 3
-        try:
-            self.session = ort.InferenceSession(
-                str(self.path), sess_options=options, providers=["CPUExecutionProvider"]
-            )
-        except Exception as exc:  # onnxruntime raises its own untyped errors for bad files
-            raise ModelError(f"cannot load ONNX model: {exc}", path=str(self.path)) from exc
+        self.session = cpu_session(self.path, threads, "cannot load ONNX model")
         self.input_name = self.session.get_inputs()[0].name
 
     @property

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from voxguard.errors import ModelError
+from voxguard.models.fisher_stages import HEAD_SUFFIX
 from voxguard.models.onnx_model import ModelCard, card_path
 
 ZOO_DIR = Path(__file__).parent / "zoo"
@@ -24,7 +25,8 @@ DEFAULT_MODEL = "voxguard-v8"
 
 def available_models() -> dict[str, ModelCard]:
     """Cards of the shipped models, by name."""
-    return {p.name.removesuffix(".onnx"): ModelCard.load(card_path(p)) for p in sorted(ZOO_DIR.glob("*.onnx"))}
+    files = [p for p in sorted(ZOO_DIR.glob("*.onnx")) if not p.name.endswith(HEAD_SUFFIX)]  # a head is part of a model
+    return {p.name.removesuffix(".onnx"): ModelCard.load(card_path(p)) for p in files}
 
 
 def resolve_model(name_or_path: str | Path | None = None) -> Path:

@@ -416,6 +416,25 @@ def test_a_routed_model_may_have_a_frame_model_expert(tmp_path):
     if recorders is not None:
         vectors = recorded_vectors(recorders, len(recorded.timeline.scores))
         assert vectors is None or len(vectors) == len(recorded.timeline.scores)
+    # The Fisher expert's two-stage form (voxguard export --stages) changes no routed score.
+    from voxguard.models.fisher_stages import add_stages
+
+    add_stages(result.model_path.with_name("r.fisher.onnx"))
+    staged = Detector.load(result.model_path)
+    assert staged.members[1].stages is not None
+    np.testing.assert_allclose(staged.segment_scores(prepared, sr, bounds)[0], scores, rtol=1e-4, atol=1e-4)
+    # The robustness report retrains both experts per fold: the frame expert gets frame crops, not
+    # the pooled expert's rows, though both read the same frames.
+    from typer.testing import CliRunner
+
+    from voxguard.cli import app
+
+    args = ["robustness", "--corpus", str(tmp_path / "corpus" / "manifest.csv"), "--model", str(result.model_path),
+            "--conditions", "clean", "--folds", "3", "--workers", "1", "--out", str(tmp_path / "rep")]  # fmt: skip
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    md = (tmp_path / "rep" / "robustness.md").read_text()
+    assert "r.fisher recipe + only-codec" in md and "r (routed, router retrained" in md
 
 
 def test_routed_v8_adds_a_fisher_expert_to_the_clean_and_other_classes():

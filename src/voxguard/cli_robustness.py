@@ -110,10 +110,12 @@ def robustness(
             member_cards = [ModelCard.load(card_path(model_path.parent / m)) for m in card.features["members"]]
             expert_cards = [c for c in member_cards if not is_router_card(c)]
             router_card = next(c for c in member_cards if is_router_card(c))
-            rows_by_view: dict[str, Any] = {}  # experts with the same view share their degraded rows
+            # Experts with the same features block share their degraded rows; the block tells pooled
+            # rows from frame crops too (a Fisher expert may read the same frames as a pooled one).
+            rows_by_view: dict[str, Any] = {}
             expert_results = []
             for expert_card in expert_cards:
-                view = json.dumps(expert_card.features["segmental"], sort_keys=True)
+                view = json.dumps(expert_card.features, sort_keys=True)
                 policy = expert_card.training.get("augmentation_policy") or "none"
                 res = grouped(expert_card, policy, expert_card.name, rows_by_view.get(view))
                 rows_by_view.setdefault(view, res.extra["condition_rows"])

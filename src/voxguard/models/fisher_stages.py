@@ -91,7 +91,7 @@ def stretch_statistics(
     frames : np.ndarray, shape (n_features, n_frames)
         Gated frames are NaN (in any feature); they add nothing.
     edges : np.ndarray of int, shape (n_stretches + 1,)
-        Increasing frame indices within ``[0, n_frames]``.
+        Strictly increasing frame indices within ``[0, n_frames]``.
     params : GmmParameters
 
     Returns

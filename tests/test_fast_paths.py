@@ -222,7 +222,7 @@ def test_shipped_svm_models_use_the_fast_graph():
         assert "SVMClassifier" not in ops and "MatMul" in ops, name
         parts = _rbf_graph_parts(path.read_bytes())
         assert parts["precision"] == "float32", name
-        # voxguard-v8 and v9 (make default-model, make model-v9) store their support vectors in float16.
+        # voxguard-v9 and v8 (make default-model, make model-v8) store their support vectors in float16.
         assert parts["storage"] == ("float16" if name in halved else None), name
 
 

@@ -328,6 +328,9 @@ def test_frame_model_trains_exports_and_scans(tiny_corpus, tmp_path, kind):
 
     detector = Detector.load(result.model_path)
     assert detector.frame_input
+    # A Fisher model is written with its two-stage form (voxguard.models.fisher_stages); others are not.
+    assert (detector.stages is not None) == (kind == "fisher-svm")
+    assert result.model_path.with_name("m.head.onnx").is_file() == (kind == "fisher-svm")
     # (ONNX parity with torch is checked at export; train_segmental refuses a mismatch.)
     train_scores = detector.model.score(result.table.X)
     assert _eer(result.table.y, train_scores) < 0.25

@@ -416,13 +416,37 @@ def test_a_routed_model_may_have_a_frame_model_expert(tmp_path):
     if recorders is not None:
         vectors = recorded_vectors(recorders, len(recorded.timeline.scores))
         assert vectors is None or len(vectors) == len(recorded.timeline.scores)
-    # The Fisher expert's two-stage form (voxguard export --stages) changes no routed score.
-    from voxguard.models.fisher_stages import add_stages
+    # Training wrote the Fisher expert's two-stage form, which the scans above used; the one-graph
+    # form gives the same routed scores.
+    import copy
 
-    add_stages(result.model_path.with_name("r.fisher.onnx"))
-    staged = Detector.load(result.model_path)
-    assert staged.members[1].stages is not None
-    np.testing.assert_allclose(staged.segment_scores(prepared, sr, bounds)[0], scores, rtol=1e-4, atol=1e-4)
+    assert detector.members[1].stages is not None and (tmp_path / "model" / "r.fisher.head.onnx").is_file()
+    one_graph = copy.copy(detector)
+    one_graph.members = [copy.copy(m) for m in detector.members]
+    one_graph.members[1].stages = None
+    np.testing.assert_allclose(one_graph.segment_scores(prepared, sr, bounds)[0], scores, rtol=1e-4, atol=1e-4)
+    # Retraining it from feedback with kept audio only (the service keeps no vectors for a model
+    # with a frame expert): every expert retrained, the Fisher one with its stages again.
+    import io
+
+    import soundfile as sf
+
+    from voxguard.evaluate.retrain import FeedbackExample, retrain
+
+    feedback = []
+    for i, (kind, label) in enumerate([("lowpass", "fake"), ("real", "real")] * 3):
+        buf = io.BytesIO()
+        sf.write(buf, make_clip(kind, 800 + i), SR, format="WAV", subtype="PCM_16")
+        feedback.append(FeedbackExample(key=str(i), file_sha256=f"{i:064d}", label=label, vectors=None,
+                                        vectors_spec=None, audio=buf.getvalue()))  # fmt: skip
+    out = tmp_path / "new" / "r2.onnx"
+    retrained = retrain(result.model_path, feedback, out, corpus=dataset, augment=False, force=True, folds=3,
+                        workers=1, progress=False, log=lambda line: None)  # fmt: skip
+    assert retrained.written and retrained.feedback.counts == {"real": 3, "fake": 3}
+    again = Detector.load(out)
+    assert again.members[1].frame_input and again.members[1].stages is not None
+    assert (out.parent / "r2.fisher.head.onnx").is_file()
+    assert np.isfinite(Scanner(again).scan(y, sr=SR).probability)
     # The robustness report retrains both experts per fold: the frame expert gets frame crops, not
     # the pooled expert's rows, though both read the same frames.
     from typer.testing import CliRunner

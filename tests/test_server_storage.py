@@ -158,7 +158,9 @@ def db_url(request, tmp_path: Path) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def scanner() -> voxguard.Scanner:
-    return voxguard.load_detector()
+    # A routed model whose scans the service keeps as vectors (the default voxguard-v9 has a
+    # frame-model expert, so it keeps none: test_a_model_with_a_frame_expert_keeps_no_vectors).
+    return voxguard.load_detector("voxguard-v8")
 
 
 def wav_bytes(y: np.ndarray) -> bytes:
@@ -310,6 +312,20 @@ def test_vector_encoding_is_safe() -> None:
 
 
 # ----------------------------------------------------------------------------- the service on each database
+
+
+def test_a_model_with_a_frame_expert_keeps_no_vectors(tmp_path: Path) -> None:
+    """The default voxguard-v9 (a Fisher-vector expert reads frame crops): results and scores are
+    stored, vectors are not, and the kept audio is what a retrain of it can learn from."""
+    assert voxguard.load_detector().model_name == "voxguard-v9"
+    settings = Settings(data_dir=tmp_path, database_url=f"sqlite:///{tmp_path / 'v.db'}", keep_audio=True)
+    clip = wav_bytes(speechlike(SR, 6.0))
+    with TestClient(create_app(settings)) as client:
+        body = client.post("/v1/scan", files={"file": ("a.wav", clip, "audio/wav")}).json()
+        assert body["model"] == "voxguard-v9" and len(body["timeline"]) > 0
+        assert client.post(f"/v1/scans/{body['id']}/feedback", json={"label": "fake", "note": None}).status_code == 201
+        (row,) = client.app.state.service.storage.labelled_scans(with_audio=True)
+    assert row.vectors is None and row.vectors_spec is None and row.audio == clip
 
 
 def test_service_on_database(db_url: str, tmp_path: Path, scanner: voxguard.Scanner) -> None:

@@ -45,6 +45,7 @@ import numpy as np
 
 from voxguard import __version__
 from voxguard.errors import VoxguardError
+from voxguard.models.fisher_stages import add_stages_if_fisher
 
 FEEDBACK_DATASET = "feedback"
 # Feedback labels are the service's ("real"/"fake"); datasets use "bonafide"/"spoof".
@@ -241,7 +242,12 @@ def feedback_rows(
             why = "stored vectors are of other features" if ex.vectors is not None else "no stored vectors"
             skipped[f"{why} and no kept audio"] += 1
             continue
-        if X.ndim != 2 or len(X) == 0 or (n_dims and X.shape[1] != n_dims) or not np.all(np.isfinite(X)):
+        if base.template.row_kind == "frames":
+            # Frame crops (from kept audio): NaN marks gated frames; every crop has a finite one.
+            bad = X.ndim != 3 or len(X) == 0 or not np.isfinite(X).all(axis=1).any(axis=1).all()
+        else:
+            bad = X.ndim != 2 or len(X) == 0 or bool(n_dims and X.shape[1] != n_dims) or not np.all(np.isfinite(X))
+        if bad:
             skipped["vectors of the wrong shape"] += 1
             continue
         examples.append(ex)
@@ -584,6 +590,8 @@ def _write_card(path: Path, card: Any) -> None:
     from voxguard.models.onnx_model import card_path
 
     _write_atomically(card_path(path), (json.dumps(card.to_dict(), indent=2, allow_nan=False) + "\n").encode())
+    if path.is_file():  # the model file is written first: a Fisher model gets its two-stage form
+        add_stages_if_fisher(path)
 
 
 def _decide(

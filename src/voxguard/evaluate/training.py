@@ -25,6 +25,7 @@ from voxguard.augment import get_policy
 from voxguard.evaluate import metrics
 from voxguard.evaluate.protocols import ProtocolResult, run_protocol
 from voxguard.models.export import fit_platt
+from voxguard.models.fisher_stages import add_stages_if_fisher
 from voxguard.models.onnx_model import ModelCard, card_path, sigmoid
 from voxguard.models.segmental import SegmentTable, build_segment_table, parse_policy
 
@@ -255,6 +256,7 @@ def train_segmental(
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_bytes(onx)
     card.save(card_path(out))
+    add_stages_if_fisher(out)  # a Fisher model ships with its two-stage form (faster scans, same scores)
     return TrainingResult(
         model_path=out, card=card, protocols=results, oof_proba=proba, table=table, summary_rows=summary_rows
     )

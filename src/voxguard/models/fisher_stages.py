@@ -344,3 +344,19 @@ def add_stages(model_path: str | Path, *, n_probe: int = 64, seed: int = 0) -> f
     ]
     card.save(card_path(path))
     return relative
+
+
+def add_stages_if_fisher(model_path: str | Path) -> bool:
+    """:func:`add_stages` for a just-written Fisher-vector model (card recipe ``fisher-svm``); others are left alone.
+
+    ``voxguard train`` and ``voxguard retrain`` call this after writing each model file, so a
+    Fisher model, alone or as a member, always ships with its two-stage form.
+    """
+    from voxguard.models.onnx_model import ModelCard, card_path
+
+    card = ModelCard.load(card_path(Path(model_path)))
+    recipe = card.training.get("recipe") or {}
+    if card.features.get("input") != "frames" or recipe.get("classifier") != "fisher-svm":
+        return False
+    add_stages(model_path)
+    return True

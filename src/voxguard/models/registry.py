@@ -10,17 +10,20 @@ from voxguard.models.onnx_model import ModelCard, card_path
 
 ZOO_DIR = Path(__file__).parent / "zoo"
 #: The model used when none is named: trained on audio of the DEV corpus (see its card,
-#: docs/results.md and docs/robustness.md). ``voxguard-v8`` is a routed model
-#: (:mod:`voxguard.models.routing`): ``voxguard-v3``'s two SVMs (retrained) for clean, telephone
-#: and other audio, a codec expert and three babble experts (two leave the frames near the clip's
-#: noise floor out; one of those was trained at 5-15 dB SNR), mixed per segment by a router that
-#: tells which degradation a segment has suffered (a logistic regression's and boosted trees'
-#: posteriors averaged; members ``voxguard-v8.*.onnx`` beside it; the experts' support vectors
-#: stored in float16). ``voxguard-v4`` (the default before v6: other babble experts and a router
-#: that reads only the experts' view), ``voxguard-v3`` (two SVMs fused), ``voxguard-v2`` (one
-#: SVM), ``voxguard-v1`` (not invariant to the input's sample rate or to added silence) and
-#: ``seed-svm`` (the seed study's SVM on DEEP-VOICE features) stay available.
-DEFAULT_MODEL = "voxguard-v8"
+#: docs/results.md and docs/robustness.md). ``voxguard-v9`` is a routed model
+#: (:mod:`voxguard.models.routing`): ``voxguard-v3``'s two SVMs (retrained) and a Fisher-vector
+#: SVM for clean and other audio (the SVMs alone for telephone audio), a codec expert and three
+#: babble experts (two leave the frames near the clip's noise floor out; one of those was trained
+#: at 5-15 dB SNR), mixed per segment by a router that tells which degradation a segment has
+#: suffered (a logistic regression's and boosted trees' posteriors averaged); members
+#: ``voxguard-v9.*.onnx`` beside it, the SVM experts' support vectors stored in float16, the
+#: Fisher expert in two stages (:mod:`voxguard.models.fisher_stages`). ``voxguard-v4``,
+#: ``voxguard-v3`` (two SVMs fused), ``voxguard-v2`` (one SVM), ``voxguard-fisher`` (the
+#: Fisher-vector SVM alone), ``voxguard-v1`` (not invariant to the input's sample rate or to
+#: added silence) and ``seed-svm`` (the seed study's SVM on DEEP-VOICE features) stay available,
+#: and so does ``voxguard-v8`` (v9 without the Fisher expert; the default before it, and the one
+#: whose scans the service can keep as segment vectors for ``voxguard retrain``).
+DEFAULT_MODEL = "voxguard-v9"
 
 
 def available_models() -> dict[str, ModelCard]:

@@ -86,7 +86,7 @@ def _recorded_members(detector: Any) -> list[Any]:
     """The detectors whose scored vectors a scan keeps: a fusion's members (a routed model's
     experts and router), one per distinct vector spec, in member order (a routed model's experts
     mostly share their features, and one copy of the same rows is enough; a router with a view of
-    its own, such as ``voxguard-v8``'s, adds its rows, which ``voxguard retrain`` needs to mix
+    its own, such as ``voxguard-v9``'s, adds its rows, which ``voxguard retrain`` needs to mix
     the retrained experts); a single detector itself."""
     members = list(getattr(detector, "members", None) or [])
     if not members:

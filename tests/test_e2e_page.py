@@ -51,7 +51,9 @@ def browser():
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    with LocalServer(data_dir=tmp_path_factory.mktemp("e2e-data")) as s:
+    # Audio kept: what `voxguard retrain` learns from for the default voxguard-v9, whose Fisher
+    # expert (a frame model) leaves no segment vectors to store.
+    with LocalServer(data_dir=tmp_path_factory.mktemp("e2e-data"), env={"VOXGUARD_KEEP_AUDIO": "true"}) as s:
         yield s
 
 
@@ -115,10 +117,11 @@ def test_scan_verdict_chart_and_feedback(browser, server: LocalServer, tmp_path:
     assert [f["label"] for f in stored["feedback"]] == ["fake"]
     db = Storage(f"sqlite:///{server.data_dir / 'voxguard.db'}")
     try:
-        (row,) = [s for s in db.labelled_scans() if s.scan_id == body["id"]]
+        (row,) = [s for s in db.labelled_scans(with_audio=True) if s.scan_id == body["id"]]
     finally:
         db.close()
-    assert row.label == "fake" and row.vectors is not None  # ready for voxguard retrain
+    assert row.label == "fake" and row.audio == FAKE_CLIP.read_bytes()  # ready for voxguard retrain
+    assert (row.vectors is None) == (body["model"] == "voxguard-v9")  # vectors only without a frame expert
 
 
 def test_bad_file_shows_the_error(browser, server: LocalServer, tmp_path: Path) -> None:

@@ -680,8 +680,7 @@ def _segment_summer(
     """
     if n_frames == 0:
         raise FeatureError("no frames to pool")
-    first = np.clip(np.ceil(bounds[:, 0] / hop_length).astype(np.int64), 0, n_frames - 1)
-    last = np.clip(np.ceil(bounds[:, 1] / hop_length).astype(np.int64), first + 1, n_frames)
+    first, last = segment_frame_ranges(bounds, hop_length, n_frames)
     edges = np.union1d(first, last)
     edges = edges[edges < n_frames]
     lo = np.searchsorted(edges, first)

@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from voxguard.errors import ModelError
+from voxguard.models.onnx_model import ModelCard, OnnxModel, card_path, cpu_session, fake_scores
 
 #: File name suffix of a head graph; the zoo's model list skips these (they have no card of their own).
 HEAD_SUFFIX = ".head.onnx"
@@ -147,8 +148,6 @@ class FisherStages:
     """
 
     def __init__(self, params: GmmParameters, head_path: Path, output: dict[str, Any], *, threads: int = 1) -> None:
-        from voxguard.models.onnx_model import cpu_session
-
         self.session = cpu_session(head_path, threads, "cannot load the Fisher head graph")
         self.params = params
         self.output = output
@@ -173,9 +172,7 @@ class FisherStages:
             name: np.ascontiguousarray(a, dtype=np.float32)
             for name, a in zip(STATISTICS, (count, s0, s1, s2), strict=True)
         }
-        out = self.session.run([self.output["name"]], feed)[0]
-        out = out[:, self.output["index"]] if self.output.get("index") is not None else out.reshape(len(count))
-        return self.output.get("sign", 1) * out.astype(np.float64)
+        return fake_scores(self.session.run([self.output["name"]], feed)[0], self.output)
 
     def segment_scores(self, frames: np.ndarray, first: np.ndarray, last: np.ndarray) -> np.ndarray:
         """Raw scores of the segments ``frames[:, first[i]:last[i]]``; NaN where a segment has no finite frame.
@@ -302,8 +299,6 @@ def add_stages(model_path: str | Path, *, n_probe: int = 64, seed: int = 0) -> f
         Not a Fisher model this version can split, or the stages do not reproduce its scores
         within 1e-4 of the largest score.
     """
-    from voxguard.models.onnx_model import OnnxModel, card_path
-
     path = Path(model_path)
     model = OnnxModel(path)
     card = model.card
@@ -352,8 +347,6 @@ def add_stages_if_fisher(model_path: str | Path) -> bool:
     ``voxguard train`` and ``voxguard retrain`` call this after writing each model file, so a
     Fisher model, alone or as a member, always ships with its two-stage form.
     """
-    from voxguard.models.onnx_model import ModelCard, card_path
-
     card = ModelCard.load(card_path(Path(model_path)))
     recipe = card.training.get("recipe") or {}
     if card.features.get("input") != "frames" or recipe.get("classifier") != "fisher-svm":

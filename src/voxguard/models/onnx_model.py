@@ -83,6 +83,12 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
     return 0.5 * (1.0 + np.tanh(0.5 * x))  # overflow-free logistic
 
 
+def fake_scores(out: np.ndarray, spec: dict[str, Any]) -> np.ndarray:
+    """Raw scores, higher = more likely fake, shape (n,), from a graph's output and the card's ``output`` block."""
+    out = out[:, spec["index"]] if spec.get("index") is not None else out.reshape(len(out))
+    return spec.get("sign", 1) * out.astype(np.float64)
+
+
 def cpu_session(path: Path, threads: int, failure: str) -> Any:
     """An ONNX Runtime session on the CPU with ``threads`` intra-op threads; ``failure`` prefixes the error."""
     import onnxruntime as ort
@@ -139,9 +145,7 @@ class OnnxModel:
             if X.ndim != 2 or X.shape[1] != expected:
                 raise ModelError(f"expected features of shape (n, {expected}), got {X.shape}")
         spec = self.card.output
-        out = self.session.run([spec["name"]], {self.input_name: X})[0]
-        out = out[:, spec["index"]] if spec.get("index") is not None else out.reshape(len(X))
-        return spec.get("sign", 1) * out.astype(np.float64)
+        return fake_scores(self.session.run([spec["name"]], {self.input_name: X})[0], spec)
 
     def posteriors(self, X: np.ndarray) -> np.ndarray:
         """Class posteriors of a router (card ``output.classes``): pooled rows -> (n_rows, n_classes)."""

@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # torch comes from the machine's local CPU wheel; a bare "torch" would pull a multi-GB CUDA build.
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: demo test lint bench-features default-model model-v9 model-fisher model-v8 model-v7 model-v6 model-v5 model-v4 model-v3 model-v2 model-v1 clean
+.PHONY: demo test lint bench-features default-model model-perth model-v9 model-fisher model-v8 model-v7 model-v6 model-v5 model-v4 model-v3 model-v2 model-v1 clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -26,6 +26,7 @@ demo: $(VENV)/.core
 	$(BIN)/voxguard --version
 	$(BIN)/voxguard info examples/*.flac
 	$(BIN)/voxguard scan examples/
+	$(BIN)/voxguard scan --watermark examples/marked_perth_librispeech_1688-142285-0002.flac
 
 # One BLAS thread: the tests compare a local scan with Dask workers' (one thread each) exactly,
 # and a matrix product's last bits depend on the thread count.
@@ -75,6 +76,11 @@ endef
 # GMM in its card), which scans encode each frame once instead of twice.
 default-model model-v9: $(VENV)/.dev
 	$(call routed_model,routed-v8,voxguard-v9)
+
+# The Perth watermark decoder (voxguard scan --watermark): exported from the resemble-perth wheel
+# (PyPI, MIT) with float16 weights; needs torch to read the checkpoint. docs/watermark.md.
+model-perth: $(VENV)/.dev
+	$(BIN)/python scripts/export_perth.py
 
 # voxguard-v8 (the default in the fourteenth to sixteenth sessions; still in the zoo): v9 without
 # the Fisher-vector expert, its six experts and router byte for byte (10-dB babble 1.97x the clean

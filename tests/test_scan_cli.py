@@ -63,7 +63,16 @@ def test_json_output(folder):
 
     margin = Detector.load(resolve_model()).preprocess_config.trim_margin_s
     assert [s["start_s"] for s in row["timeline"]] == pytest.approx([0.0, 1.0 + margin], abs=0.05)
-    assert set(row["timeline"][0]) == {"start_s", "end_s", "probability", "score", "speech_fraction", "eligible"}
+    assert set(row["timeline"][0]) == {
+        "start_s",
+        "end_s",
+        "probability",
+        "score",
+        "speech_fraction",
+        "eligible",
+        "watermark",
+    }
+    assert row["timeline"][0]["watermark"] is None and row["watermark"] is None  # only with --watermark
     assert doc["summary"]["files"] == 1 and doc["summary"]["failed"] == 0
 
 

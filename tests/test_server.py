@@ -143,6 +143,7 @@ def test_scan_result_matches_library(client: TestClient, scanner, speech_wav: by
     expected = scanner.scan(speech_wav).to_dict()
     assert body["probability"] == expected["probability"]
     assert body["timeline"] == expected["timeline"]
+    assert body["watermark"] is None and body["timeline"][0]["watermark"] is None  # not asked for
 
 
 def test_scan_options_query_and_form(client: TestClient, speech_wav: bytes) -> None:

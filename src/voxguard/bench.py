@@ -395,6 +395,7 @@ def bench_scan(
     model: str | os.PathLike[str] | None = None,
     sr: int = 16000,
     seed_support_vectors: int = 2000,
+    watermark: bool = False,
 ) -> list[dict[str, Any]]:
     """Time each stage of a scan, and the seed study's pipeline, on the same audio in one process.
 
@@ -432,6 +433,9 @@ def bench_scan(
         Sample rate of the generated WAV.
     seed_support_vectors : int
         Support vectors of the stand-in seed SVM.
+    watermark : bool
+        Also time the Perth watermark check (:mod:`voxguard.models.watermark`) on the decoded
+        audio and a whole ``scan`` with it (``Scanner(watermark=True)``).
 
     Returns
     -------
@@ -533,6 +537,21 @@ def bench_scan(
                 )
             )
         stages.append((SCAN_STAGE, lambda: [scanner.scan(p) for p in paths], f"model {det.name}"))
+        if watermark:
+            from voxguard.models.watermark import load_watermark_decoder
+
+            mark_decoder = load_watermark_decoder()
+            mark_scanner = load_detector(model, watermark=True)
+            stages.append(
+                (
+                    "watermark check (Perth decoder)",
+                    lambda: [mark_decoder.check(a.samples, a.sample_rate) for a in decoded],
+                    "32-kHz STFT + three conv stacks (ONNX)",
+                )
+            )
+            stages.append(
+                ("scan with --watermark", lambda: [mark_scanner.scan(p) for p in paths], f"model {det.name} + Perth")
+            )
 
         def seed_via_voxguard() -> list[np.ndarray]:
             out = []

@@ -77,6 +77,9 @@ def bench_scan_cmd(
     ] = 0.0,
     model: Annotated[str | None, typer.Option(help="Model name or .onnx path (default: the default model).")] = None,
     out: Annotated[Path | None, typer.Option(help="Also write the results as Markdown to this file.")] = None,
+    watermark: Annotated[
+        bool, typer.Option("--watermark", help="Also time the Perth watermark check and a scan with it.")
+    ] = False,
 ) -> None:
     """Speed of each scan stage, and of the seed pipeline (librosa + SVC), on the same audio."""
     from voxguard.bench import bench_scan, format_scan_bench, peak_rss_scan
@@ -84,7 +87,7 @@ def bench_scan_cmd(
     if repeats < 1 or (not files and duration <= 0) or rss_hours < 0:
         typer.echo("error: need --repeats >= 1, --duration > 0 and --rss-hours >= 0", err=True)
         raise typer.Exit(1)
-    rows = bench_scan(list(files) if files else duration, repeats=repeats, model=model)
+    rows = bench_scan(list(files) if files else duration, repeats=repeats, model=model, watermark=watermark)
     print(format_scan_bench(rows))
     rss = None
     if rss_hours > 0:

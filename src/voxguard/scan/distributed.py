@@ -934,13 +934,15 @@ class ParquetResultWriter:
                 ("score", pa.float64()),
                 ("speech_fraction", pa.float64()),
                 ("eligible", pa.bool_()),
+                ("watermark", pa.float64()),
             ]
         )
         f64, s = pa.float64(), pa.string()
         cols = [("path", s), ("verdict", s), ("probability", f64), ("score", f64), ("threshold", f64)]
         cols += [("operating_point", s), ("margin", f64), ("model", s), ("duration_s", f64), ("speech_s", f64)]
         cols += [("segment_s", f64), ("hop_s", f64), ("mode", s), ("reason", s), ("error_code", s)]
-        cols += [("error_message", s), ("elapsed_s", f64), ("timeline", pa.list_(seg))]
+        cols += [("error_message", s), ("elapsed_s", f64), ("watermark_confidence", f64)]
+        cols += [("watermark_detected", pa.bool_()), ("timeline", pa.list_(seg))]
         self.schema = pa.schema(cols, metadata={"voxguard": json.dumps(self.meta)})
         self._stream = open_output(self.target, "wb")
         self._writer = pq.ParquetWriter(self._stream, self.schema)
@@ -951,6 +953,8 @@ class ParquetResultWriter:
         err = d.pop("error") or {}
         d.pop("plot", None)
         d["error_code"], d["error_message"] = err.get("code"), err.get("message")
+        mark = d.pop("watermark", None) or {}  # null unless the scan checked for a watermark
+        d["watermark_confidence"], d["watermark_detected"] = mark.get("confidence"), mark.get("detected")
         self._rows.append(d)
         if len(self._rows) >= self.row_group:
             self._flush()

@@ -45,6 +45,8 @@ CSV_COLUMNS = (
     "top_segment_start_s",
     "top_segment_end_s",
     "top_segment_probability",
+    "watermark_confidence",
+    "watermark_detected",
     "reason",
     "error_code",
     "error_message",
@@ -59,12 +61,15 @@ def csv_row(result: ScanResult) -> dict[str, Any]:
     top = result.timeline.most_suspicious()
     top_d = top.to_dict() if top is not None else {}
     err = d["error"] or {}
+    mark = d.get("watermark") or {}  # empty cells unless the scan checked for a watermark
     return {
         **{k: d[k] for k in CSV_COLUMNS if k in d},
         "n_segments": len(result.timeline) if result.ok else None,
         "top_segment_start_s": top_d.get("start_s"),
         "top_segment_end_s": top_d.get("end_s"),
         "top_segment_probability": top_d.get("probability"),
+        "watermark_confidence": mark.get("confidence"),
+        "watermark_detected": mark.get("detected"),
         "error_code": err.get("code"),
         "error_message": err.get("message"),
     }

@@ -43,7 +43,8 @@ def plot_result(result: ScanResult, path: str | os.PathLike[str], *, dpi: int = 
 
     Top: the waveform's peak envelope (time in seconds of the original recording). Bottom: one
     horizontal bar per segment at its P(fake) (segments that do not count towards the verdict
-    in grey), the threshold line and the UNCERTAIN band.
+    in grey), the threshold line and the UNCERTAIN band; with a watermark check, the decoder's
+    confidence per segment as a dotted purple line.
     """
     require_matplotlib()
     from matplotlib.figure import Figure  # the OO API: no pyplot state, safe in worker processes
@@ -73,6 +74,10 @@ def plot_result(result: ScanResult, path: str | os.PathLike[str], *, dpi: int = 
         ax_p.hlines(p, tl.starts_s, tl.ends_s, colors=colour, linewidth=2.5, alpha=0.85)
         centres = (tl.starts_s + tl.ends_s) / 2
         ax_p.plot(centres, p, color="#444444", linewidth=0.8, alpha=0.6)
+        if tl.watermark is not None:  # scanned with --watermark: the decoder's confidence per segment
+            ax_p.plot(centres, tl.watermark, color="#7b3fa0", linewidth=1.2, linestyle=":", marker=".")
+            ax_p.plot([], [], color="#7b3fa0", linestyle=":", marker=".", label="Perth watermark confidence")
+            ax_p.legend(loc="upper left", fontsize=8, frameon=False)
     m = result.margin
     ax_p.axhspan(result.threshold - m, result.threshold + m, color="#e6a700", alpha=0.15, linewidth=0)
     ax_p.axhline(result.threshold, color="black", linestyle="--", linewidth=1)
@@ -93,6 +98,8 @@ def plot_result(result: ScanResult, path: str | os.PathLike[str], *, dpi: int = 
     verdict = result.verdict.value if result.verdict is not None else "FAILED"
     ok = result.probability is not None and np.isfinite(result.probability)
     prob = f"P(fake) {result.probability:.2f}" if ok else "P(fake) n/a"
+    if result.watermark is not None and result.watermark.detected:
+        prob += ", Perth watermark"
     fig.suptitle(
         f"{os.path.basename(result.path) or result.path} — {verdict} ({prob}, model {result.model})",
         color=_COLOURS.get(result.verdict, "black") if result.verdict is not None else "black",

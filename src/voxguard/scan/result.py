@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from voxguard.models.watermark import WatermarkCheck
+
 
 class Verdict(StrEnum):
     """File-level decision."""
@@ -42,6 +44,7 @@ class Segment:
     score: float | None
     speech_fraction: float
     eligible: bool
+    watermark: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -51,6 +54,7 @@ class Segment:
             "score": _num(self.score, 6),
             "speech_fraction": _num(self.speech_fraction, 3),
             "eligible": self.eligible,
+            "watermark": _num(self.watermark, 4),  # None unless the scan checked for a watermark
         }
 
 
@@ -70,6 +74,9 @@ class Timeline:
         Fraction of the segment that the voice-activity detector marks as speech.
     eligible : np.ndarray, shape (n_segments,), bool
         Whether the segment counts towards the file verdict (enough speech and a score).
+    watermark : np.ndarray, shape (n_segments,), or None
+        Watermark decoder confidence per segment (:mod:`voxguard.models.watermark`; NaN where
+        nothing could be decoded); ``None`` when the scan did not check for a watermark.
     """
 
     starts_s: np.ndarray
@@ -78,6 +85,7 @@ class Timeline:
     scores: np.ndarray
     speech_fraction: np.ndarray
     eligible: np.ndarray
+    watermark: np.ndarray | None = None
 
     @classmethod
     def empty(cls) -> Timeline:
@@ -99,6 +107,7 @@ class Timeline:
             score=float(self.scores[i]),
             speech_fraction=float(self.speech_fraction[i]),
             eligible=bool(self.eligible[i]),
+            watermark=float(self.watermark[i]) if self.watermark is not None else None,
         )
 
     def to_list(self) -> list[dict[str, Any]]:
@@ -163,7 +172,11 @@ class ScanResult:
         ``"whole"`` (decoded at once) or ``"stream"`` (long input, scored block by block).
     timeline : Timeline
     reason : str or None
-        Why the verdict is UNCERTAIN (too little speech, too close to the threshold).
+        Why the verdict is UNCERTAIN (too little speech, too close to the threshold), or why it
+        is FAKE although the detector's P(fake) is not over the threshold (a watermark).
+    watermark : WatermarkCheck or None
+        The watermark check over the whole recording, when the scan ran one
+        (``Scanner(watermark=True)``, ``voxguard scan --watermark``).
     error : ErrorInfo or None
     elapsed_s : float
         Processing time in seconds.
@@ -191,6 +204,7 @@ class ScanResult:
     error: ErrorInfo | None = None
     elapsed_s: float = 0.0
     plot: str | None = None
+    watermark: WatermarkCheck | None = None
     envelope: Envelope | None = field(default=None, repr=False, compare=False)
 
     @property
@@ -217,6 +231,7 @@ class ScanResult:
             "error": self.error.to_dict() if self.error is not None else None,
             "elapsed_s": _num(self.elapsed_s, 3),
             "plot": self.plot,
+            "watermark": self.watermark.to_dict() if self.watermark is not None else None,
         }
         if timeline:
             out["timeline"] = self.timeline.to_list()

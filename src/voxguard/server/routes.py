@@ -108,6 +108,19 @@ def _form_float(fields: dict[str, str], name: str, query: float | None, lo: floa
     return value
 
 
+def _form_bool(fields: dict[str, str], name: str, query: bool) -> bool:
+    """A yes/no parameter from the query, or from a form field of the same name (the form wins)."""
+    raw = fields.get(name)
+    if raw is None or raw.strip() == "":
+        return query
+    value = raw.strip().lower()
+    if value in ("true", "1", "yes", "on"):
+        return True
+    if value in ("false", "0", "no", "off"):
+        return False
+    raise BadRequestError(f"{name}: expected true or false, got {raw[:40]!r}")
+
+
 _MULTIPART_BODY = {
     "requestBody": {
         "required": True,
@@ -121,6 +134,10 @@ _MULTIPART_BODY = {
                         "segment": {"type": "number", "description": "Timeline window in seconds."},
                         "hop": {"type": "number", "description": "Hop between windows in seconds."},
                         "threshold": {"type": "number", "description": "P(fake) threshold in [0, 1]."},
+                        "watermark": {
+                            "type": "boolean",
+                            "description": "Also look for the Perth watermark (Chatterbox TTS); slower.",
+                        },
                     },
                 }
             }
@@ -148,6 +165,10 @@ async def scan(
     ] = None,
     hop: Annotated[float | None, Query(ge=MIN_HOP_S, le=MAX_SEGMENT_S, description="Hop (s).")] = None,
     threshold: Annotated[float | None, Query(ge=0.0, le=1.0, description="P(fake) threshold.")] = None,
+    watermark: Annotated[
+        bool,
+        Query(description="Also look for Resemble AI's Perth watermark (Chatterbox TTS); a mark means FAKE."),
+    ] = False,
 ) -> Any:
     if not service.has_free_slot():  # fail fast, before receiving a large upload
         raise BusyError(f"all {service.settings.max_concurrent} scan slots are busy; retry in a few seconds")
@@ -156,6 +177,7 @@ async def scan(
         segment_s=_form_float(upload.fields, "segment", segment, MIN_SEGMENT_S, MAX_SEGMENT_S),
         hop_s=_form_float(upload.fields, "hop", hop, MIN_HOP_S, MAX_SEGMENT_S),
         threshold=_form_float(upload.fields, "threshold", threshold, 0.0, 1.0),
+        watermark=_form_bool(upload.fields, "watermark", watermark),
     )
     return await service.scan(upload, options)
 

@@ -21,11 +21,23 @@ class SegmentOut(BaseModel):
     score: float | None
     speech_fraction: float | None
     eligible: bool
+    watermark: float | None = Field(default=None, description="Perth watermark confidence (with `watermark`).")
 
 
 class ScanError(BaseModel):
     code: str
     message: str
+
+
+class WatermarkOut(BaseModel):
+    """The Perth watermark check over the whole recording (only when the request asked for it)."""
+
+    scheme: str = Field(examples=["perth-implicit"])
+    confidence: float | None
+    detected: bool
+    threshold: float
+    signal_s: float = Field(description="Seconds of signal the decoder read; a mark is claimed from 2 s on.")
+    note: str | None = None
 
 
 class ScanOut(BaseModel):
@@ -53,6 +65,7 @@ class ScanOut(BaseModel):
     error: ScanError | None = None
     elapsed_s: float | None
     plot: str | None = None
+    watermark: WatermarkOut | None = None
     timeline: list[SegmentOut]
 
 

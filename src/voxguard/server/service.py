@@ -39,10 +39,11 @@ class ScanOptions:
     segment_s: float | None = None
     hop_s: float | None = None
     threshold: float | None = None
+    watermark: bool = False  # also decode the Perth watermark (opt-in: slow)
 
     @property
     def is_default(self) -> bool:
-        return self.segment_s is None and self.hop_s is None and self.threshold is None
+        return self.segment_s is None and self.hop_s is None and self.threshold is None and not self.watermark
 
 
 def _finite_list(a: np.ndarray) -> list[float | None]:
@@ -241,6 +242,7 @@ class Service:
                 threshold=options.threshold,
                 operating_point=base.operating_point if options.threshold is None else "eer",
                 margin=base.margin,
+                watermark=options.watermark,
             )
         except ValueError as exc:  # inconsistent parameters
             raise BadRequestError(str(exc)) from None

@@ -25,6 +25,7 @@ from voxguard.server.storage import Storage
 
 EXAMPLES = Path(__file__).parents[1] / "examples"
 FAKE_CLIP = EXAMPLES / "fake_melgan_reconstructed_0.flac"
+MARKED_CLIP = EXAMPLES / "marked_perth_librispeech_1688-142285-0002.flac"
 CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
 
 
@@ -122,6 +123,23 @@ def test_scan_verdict_chart_and_feedback(browser, server: LocalServer, tmp_path:
         db.close()
     assert row.label == "fake" and row.audio == FAKE_CLIP.read_bytes()  # ready for voxguard retrain
     assert (row.vectors is None) == (body["model"] == "voxguard-v9")  # vectors only without a frame expert
+
+
+def test_watermark_checkbox(browser, server: LocalServer) -> None:
+    page = browser.new_page()
+    try:
+        page.goto(server.url + "/")
+        page.get_by_label("Also look for the Perth watermark").check()
+        with page.expect_response("**/v1/scan") as reply:
+            page.set_input_files("#file", str(MARKED_CLIP))
+        body = reply.value.json()
+        assert reply.value.status == 200, body
+        page.wait_for_selector("#mark:not([hidden])", timeout=30_000)
+        assert body["watermark"]["detected"] and page.inner_text("#verdict") == "FAKE"
+        assert "Perth watermark found" in page.inner_text("#mark")
+        assert "watermark detected" in page.inner_text("#reason") or body["reason"] is None
+    finally:
+        page.close()
 
 
 def test_bad_file_shows_the_error(browser, server: LocalServer, tmp_path: Path) -> None:

@@ -596,6 +596,6 @@ def test_index_page(make_client) -> None:
     html = r.text
     for needle in ('"/v1/scan"', '"/v1/scans/"', "/feedback", 'type="file"', "<svg", 'aria-live="polite"'):
         assert needle in html
-    assert '<label for="apikey"' in html and 'lang="en"' in html
+    assert '<label for="apikey"' in html and '<label for="watermark"' in html and 'lang="en"' in html
     assert "http://" not in html and "https://" not in html  # offline: no external resources
     assert "/" not in c.get("/openapi.json").json()["paths"]

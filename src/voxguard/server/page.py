@@ -42,6 +42,9 @@ by this server only; nothing is sent elsewhere.</p>
   <button id="drop" type="button" aria-describedby="drophelp">Choose a recording, or drop it here</button>
   <p id="drophelp">Any common audio format (WAV, FLAC, MP3, M4A, OGG, WebM ...).
      Press Enter or Space to choose a file.</p>
+  <p><input id="watermark" type="checkbox">
+     <label for="watermark">Also look for the Perth watermark that Chatterbox TTS puts in its output
+     (slower)</label></p>
 </form>
 
 <div id="status" role="status" aria-live="polite"></div>
@@ -53,6 +56,7 @@ by this server only; nothing is sent elsewhere.</p>
   <p>Probability that the speech is AI-generated: <strong id="prob"></strong>
      (threshold <span id="thr"></span>, model <span id="model"></span>)</p>
   <p id="reason"></p>
+  <p id="mark" hidden></p>
   <h3>Timeline</h3>
   <div id="chart"></div>
   <details><summary>Timeline as a table</summary>
@@ -114,6 +118,13 @@ function show(r) {
   $("thr").textContent = fmt(r.threshold, 2);
   $("model").textContent = r.model;
   $("reason").textContent = r.reason || "";
+  const wm = r.watermark;
+  $("mark").hidden = !wm;
+  if (wm) $("mark").textContent = wm.detected
+      ? `Perth watermark found (confidence ${fmt(wm.confidence, 2)}): ` +
+        "the audio went through a Perth watermarker such as Chatterbox TTS."
+      : `No Perth watermark claimed (confidence ${fmt(wm.confidence, 2)}${wm.note ? "; " + wm.note : ""}). ` +
+        "Most generators do not mark their output, so this says nothing about whether the speech is real.";
   $("chart").innerHTML = chart(r.timeline, r.threshold, r.duration_s);
   const rows = $("rows"); rows.textContent = "";
   for (const s of r.timeline) {
@@ -130,6 +141,7 @@ async function scan(file) {
   $("error").textContent = ""; $("result").hidden = true;
   $("status").textContent = `Analysing ${file.name} ...`;
   const body = new FormData(); body.append("file", file, file.name);
+  if ($("watermark").checked) body.append("watermark", "true");
   try {
     const resp = await fetch(SCAN_URL, { method: "POST", body, headers: headers() });
     const data = await resp.json();

@@ -33,6 +33,7 @@ detectors (see docs/watermark.md) and is opt-in (``voxguard scan --watermark``).
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,9 +48,9 @@ from voxguard.models.onnx_model import cpu_session
 WATERMARK_DIR = Path(__file__).parent / "watermarks"
 PERTH = "perth-implicit"
 _BRANCHES = ("slow", "normal", "fast")
-# Above this many frames (about 2 min at 100 frames/s) the stacks run on overlapping pieces, so
+# Above this many frames (40 s at 100 frames/s) the stacks run on overlapping pieces, so
 # memory stays bounded; the overlap covers the stacks' receptive field (5 convolutions of 7).
-_PIECE_FRAMES = 12_000
+_PIECE_FRAMES = 4_000
 _CONTEXT_FRAMES = 32
 
 
@@ -158,7 +159,10 @@ def _stretch_linear(x: np.ndarray, size: int) -> np.ndarray:
     lo = np.minimum(np.floor(pos).astype(np.int64), n - 1)
     hi = np.minimum(lo + 1, n - 1)
     w = (pos - lo).astype(np.float32)
-    return x[..., lo] * (1 - w) + x[..., hi] * w
+    out = x[..., lo]
+    out *= 1 - w
+    out += x[..., hi] * w
+    return out
 
 
 def _stretch_nearest(x: np.ndarray, size: int) -> np.ndarray:
@@ -217,6 +221,11 @@ class PerthDecoder:
         :class:`~voxguard.errors.TooShortError` below a few frames (Perth pads by reflection,
         which needs more than half a window of signal).
         """
+        blocks = list(self._spectrogram_blocks(y, sr))
+        return np.concatenate(blocks, axis=1)
+
+    def _spectrogram_blocks(self, y: np.ndarray, sr: int, step: int = 2048) -> Iterator[np.ndarray]:
+        """:meth:`spectrogram` ``step`` frames at a time (bounds the memory of long signals)."""
         check_finite(y)
         x = resample(np.asarray(y, dtype=np.float32), sr, self.sample_rate)
         half = self.n_fft // 2
@@ -225,25 +234,32 @@ class PerthDecoder:
                 f"{len(x) / self.sample_rate:.3f} s is too short for the watermark check "
                 f"(needs more than {(half + 4 * self.hop) / self.sample_rate:.3f} s)"
             )
-        x = np.pad(x, half, mode="reflect")
-        n_frames = 1 + (len(x) - self.n_fft) // self.hop
-        spec = np.empty((half + 1, n_frames), dtype=np.float32)
-        step = 2048  # frames per FFT call: bounds the temporary complex array
+        x = np.pad(x, half, mode="reflect")  # rebinds: the unpadded copy can be freed
         frames = np.lib.stride_tricks.sliding_window_view(x, self.n_fft)[:: self.hop]
-        for i in range(0, n_frames, step):
+        floor = np.float32(10.0 ** (self.floor_db / 20.0))
+        for i in range(0, len(frames), step):
             mag = np.abs(scipy.fft.rfft(frames[i : i + step] * self._window, axis=1))
-            db = 20.0 * np.log10(np.maximum(mag, np.float32(10.0 ** (self.floor_db / 20.0))))
-            spec[:, i : i + step] = ((db - self.floor_db) / (self.headroom_db - self.floor_db)).T
-        return spec
+            db = 20.0 * np.log10(np.maximum(mag, floor))
+            yield ((db - self.floor_db) / (self.headroom_db - self.floor_db)).T.astype(np.float32)
+
+    def _front_end(self, y: np.ndarray, sr: int) -> tuple[np.ndarray, np.ndarray]:
+        """The decoder's inputs without the whole spectrogram: the lowest ``subband`` bins,
+        shape (subband, n_frames), and each frame's summed normalised magnitude, shape (n_frames,)."""
+        n = 1 + (len(y) * self.sample_rate // sr) // self.hop + 1  # an upper bound on the frame count
+        sub, energy = np.empty((self.subband, n), np.float32), np.empty(n, np.float32)
+        i = 0
+        for block in self._spectrogram_blocks(y, sr):
+            sub[:, i : i + block.shape[1]] = block[: self.subband]
+            energy[i : i + block.shape[1]] = block.sum(axis=0)
+            i += block.shape[1]
+        return sub[:, :i], energy[:i]
 
     # ------------------------------------------------------------------ decoder
 
     def frames(self, y: np.ndarray, sr: int) -> MarkFrames:
         """Per-frame outputs of the three stacks for a mono signal ``y`` at rate ``sr``."""
-        spec = self.spectrogram(y, sr)
-        energy = spec.sum(axis=0)
+        sub, energy = self._front_end(y, sr)
         mask = (energy > energy.max() * self.mask_fraction).astype(np.float32)
-        sub = spec[: self.subband]
         n = sub.shape[1]
         frame_s = self.hop / self.sample_rate
         stretched = {b: _stretch_linear(sub, _branch_length(n, s)) if s != 1.0 else sub for b, s in self.scales.items()}

@@ -18,6 +18,13 @@ torch), so it is a development command::
         --out reports/watermark --n-marked 120 --workers 2
 
 Writes ``scores.csv`` (one row per clip and condition), ``summary.md`` and ``confidence.png``.
+
+``--splices N`` measures the *passage* rule instead (a marked stretch inside a longer recording):
+N recordings of about 60 s, each concatenated from random DEV clips at 16 kHz, are scanned with
+``Scanner(watermark=True)`` twice: as they are, and with one clip of 3-10 s replaced by its marked
+version. It writes ``splices.csv`` (one row per timeline segment) and ``splices.md``: for each
+candidate rule (segment confidence threshold, consecutive segments), the share of unmarked
+recordings with a false passage and of marked ones whose passage is found.
 """
 
 from __future__ import annotations
@@ -143,6 +150,125 @@ def _job(args: tuple) -> list[dict]:
     return rows
 
 
+SPLICE_RECORDING_S = 60.0
+
+
+def _splice_job(args: tuple) -> list[dict]:
+    rec, paths, marked_index, _seed = args
+    from voxguard.audio import load
+    from voxguard.audio.load import resample
+    from voxguard.scan import Scanner
+
+    if "scanner" not in _STATE:
+        _STATE["scanner"] = Scanner(watermark=True)
+    parts = [load(p, sr=16_000).samples for p in paths]
+    marked = list(parts)
+    z = resample(parts[marked_index], 16_000, CHATTERBOX_RATE)
+    marked[marked_index] = resample(_STATE["emb"].mark(z, CHATTERBOX_RATE), CHATTERBOX_RATE, 16_000)
+    start = sum(len(p) for p in parts[:marked_index]) / 16_000
+    span = (start, start + len(marked[marked_index]) / 16_000)
+    rows = []
+    for version, pieces in (("no", parts), ("yes", marked)):
+        result = _STATE["scanner"].scan(np.concatenate(pieces), 16_000)
+        tl = result.timeline
+        for a, b, c in zip(tl.starts_s, tl.ends_s, tl.watermark, strict=True):
+            rows.append(
+                {
+                    "recording": rec,
+                    "marked": version,
+                    "start_s": round(float(a), 3),
+                    "end_s": round(float(b), 3),
+                    "confidence": None if not np.isfinite(c) else float(c),
+                    "mark_start_s": round(span[0], 3),
+                    "mark_end_s": round(span[1], 3),
+                    "file_detected": int(result.watermark.detected),
+                }
+            )
+    return rows
+
+
+def passages(starts: np.ndarray, ends: np.ndarray, conf: np.ndarray, threshold: float, k: int) -> list[tuple]:
+    """Runs of at least ``k`` consecutive segments with confidence >= threshold: (start_s, end_s)."""
+    hit = np.nan_to_num(conf, nan=0.0) >= threshold
+    out, i = [], 0
+    while i < len(hit):
+        if hit[i]:
+            j = i
+            while j + 1 < len(hit) and hit[j + 1]:
+                j += 1
+            if j - i + 1 >= k:
+                out.append((float(starts[i]), float(ends[j])))
+            i = j + 1
+        else:
+            i += 1
+    return out
+
+
+def splice_study(args: argparse.Namespace) -> None:
+    import onnx
+
+    rows = list(csv.DictReader(args.corpus.open()))
+    root = args.corpus.parent
+    rng = np.random.default_rng(args.seed)
+    clips = [(str(root / r["path"]), float(r["duration_s"])) for r in rows if float(r["duration_s"]) >= 1.0]
+    insertable = [i for i, (_, d) in enumerate(clips) if 3.0 <= d <= 10.0]
+    jobs = []
+    for rec in range(args.splices):
+        picked, total = [], 0.0
+        while total < SPLICE_RECORDING_S:
+            i = int(rng.integers(len(clips)))
+            picked.append(clips[i][0])
+            total += clips[i][1]
+        at = int(rng.integers(len(picked)))
+        picked[at] = clips[int(rng.choice(insertable))][0]
+        jobs.append((rec, picked, at, args.seed + rec))
+    args.out.mkdir(parents=True, exist_ok=True)
+    out_rows: list[dict] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        wheel = args.wheel or fetch_wheel(Path(tmp))
+        weights, hp, _ = read_checkpoint(wheel, "encoder")
+        enc_path = Path(tmp) / "perth-encoder.onnx"
+        onnx.save(encoder_graph(weights, subband_bins(hp)), enc_path)
+        t0 = time.perf_counter()
+        with ProcessPoolExecutor(args.workers, initializer=_init, initargs=(str(enc_path),)) as pool:
+            for k, res in enumerate(pool.map(_splice_job, jobs), 1):
+                out_rows += res
+                if k % 10 == 0 or k == len(jobs):
+                    el = time.perf_counter() - t0
+                    print(f"{k}/{len(jobs)} recordings, {el:.0f} s, ETA {el / k * (len(jobs) - k):.0f} s", flush=True)
+    with (args.out / "splices.csv").open("w", newline="") as fh:
+        w = csv.DictWriter(fh, list(out_rows[0]))
+        w.writeheader()
+        w.writerows(out_rows)
+    lines = [f"# Marked passages in {args.splices} recordings of about {SPLICE_RECORDING_S:g} s", ""]
+    lines += [
+        "| segment threshold | consecutive segments | unmarked recordings with a passage "
+        "| marked recordings whose marked stretch is found | file-level claim (marked) |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    by_rec: dict[tuple, list[dict]] = {}
+    for r in out_rows:
+        by_rec.setdefault((r["recording"], r["marked"]), []).append(r)
+    for threshold in (0.9, 0.95, 0.98, 0.99):
+        for k in (1, 2, 3):
+            false = found = 0
+            for (_rec, version), segs in by_rec.items():
+                st = np.array([s["start_s"] for s in segs])
+                en = np.array([s["end_s"] for s in segs])
+                cf = np.array([np.nan if s["confidence"] is None else s["confidence"] for s in segs])
+                runs = passages(st, en, cf, threshold, k)
+                if version == "no":
+                    false += bool(runs)
+                else:
+                    m0, m1 = segs[0]["mark_start_s"], segs[0]["mark_end_s"]
+                    found += any(a < m1 and b > m0 for a, b in runs)
+            file_level = sum(segs[0]["file_detected"] for (r, v), segs in by_rec.items() if v == "yes")
+            n = args.splices
+            lines.append(f"| {threshold} | {k} | {false}/{n} | {found}/{n} | {file_level}/{n} |")
+    (args.out / "splices.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--corpus", type=Path, required=True, help="manifest.csv")
@@ -154,7 +280,11 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--wheel", type=Path)
+    parser.add_argument("--splices", type=int, default=0, help="measure the passage rule on N spliced recordings")
     args = parser.parse_args()
+    if args.splices:
+        splice_study(args)
+        return
 
     import onnx
 

@@ -17,7 +17,7 @@ import soundfile as sf
 import voxguard
 from voxguard.errors import InvalidSamplesError, ModelError
 from voxguard.models import watermark as wm
-from voxguard.models.watermark import PerthDecoder, confidence_from_sums, load_watermark_decoder
+from voxguard.models.watermark import PerthDecoder, confidence_from_sums, load_watermark_decoder, marked_passages
 from voxguard.scan import Verdict
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
@@ -259,3 +259,25 @@ def test_plot_shows_the_watermark_line(scanner: voxguard.Scanner, tmp_path: Path
     result = scanner.scan(np.concatenate([plain, plain, marked, marked, plain, plain]), sr, plot=out)
     assert result.plot == str(out) and out.stat().st_size > 10_000
     assert np.nanmax(result.timeline.watermark) > 0.9 and np.nanmin(result.timeline.watermark) < 0.1
+
+
+def test_marked_passages() -> None:
+    starts = np.arange(8) * 2.0
+    ends = starts + 4.0
+    conf = np.array([0.1, 0.97, 0.99, 0.2, np.nan, 0.96, 0.5, 0.98])
+    assert marked_passages(starts, ends, conf, 0.95, 2.0) == ((2.0, 8.0, 0.99), (10.0, 14.0, 0.96), (14.0, 18.0, 0.98))
+    assert marked_passages(starts, starts + 1.0, conf, 0.95, 2.0) == ()  # segments too short to count
+    assert marked_passages(starts[:0], ends[:0], conf[:0], 0.95, 2.0) == ()
+
+
+def test_a_marked_sentence_inside_a_real_recording_is_located(scanner: voxguard.Scanner) -> None:
+    plain, sr = read(ORIGINAL)
+    marked, _ = read(MARKED)
+    y = np.concatenate([plain] * 4 + [marked, marked] + [plain] * 4)  # 5.7 s marked in 28 s
+    result = scanner.scan(y, sr)
+    mark = result.watermark
+    assert not mark.detected and mark.confidence < 0.95  # the recording as a whole is not claimed
+    (start, end, conf), *_ = mark.passages
+    assert conf >= 0.95 and start < 4 * len(plain) / sr + 2 and end > 5 * len(plain) / sr
+    assert "passage" in mark.note and "passage" in result.reason
+    assert mark.to_dict()["passages"][0]["confidence"] == round(conf, 4)

@@ -70,7 +70,12 @@ class WatermarkCheck:
     signal_s : float
         Seconds of frames the decoder read (frames with enough signal, Perth's mask).
     note : str or None
-        Why a confidence over the threshold is not a detection (too little signal).
+        Why a confidence over the threshold is not a detection (too little signal), or where
+        marked passages are when the recording as a whole is not claimed.
+    passages : tuple of (start_s, end_s, confidence)
+        Stretches of the timeline whose segments reach the threshold (:func:`marked_passages`),
+        with their highest segment confidence. Information, not a claim: the verdict follows the
+        whole-recording check only (docs/watermark.md has the measured rates).
     """
 
     scheme: str
@@ -79,6 +84,7 @@ class WatermarkCheck:
     threshold: float
     signal_s: float = 0.0
     note: str | None = None
+    passages: tuple[tuple[float, float, float], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         conf = None if self.confidence is None else round(float(self.confidence), 4)
@@ -89,6 +95,9 @@ class WatermarkCheck:
             "threshold": self.threshold,
             "signal_s": round(float(self.signal_s), 3),
             "note": self.note,
+            "passages": [
+                {"start_s": round(a, 3), "end_s": round(b, 3), "confidence": round(c, 4)} for a, b, c in self.passages
+            ],
         }
 
 
@@ -150,6 +159,34 @@ def confidence_from_sums(sums: np.ndarray) -> np.ndarray:
     weights /= weights.sum(axis=-1, keepdims=True)
     conf = np.clip((weights * mark).sum(axis=-1), 0.0, 1.0)
     return np.where((count > 0).all(axis=-1), conf, np.nan)
+
+
+def marked_passages(
+    starts_s: np.ndarray, ends_s: np.ndarray, confidence: np.ndarray, threshold: float, min_segment_s: float
+) -> tuple[tuple[float, float, float], ...]:
+    """Stretches where consecutive timeline segments reach ``threshold``.
+
+    Parameters
+    ----------
+    starts_s, ends_s : np.ndarray, shape (n_segments,)
+        Segment bounds in seconds, in time order (they may overlap).
+    confidence : np.ndarray, shape (n_segments,)
+        Watermark confidence per segment (NaN: not decodable).
+    threshold : float
+    min_segment_s : float
+        Segments shorter than this never count (a short segment's confidence is noisy).
+
+    Returns
+    -------
+    tuple of (start_s, end_s, highest confidence), one per run of qualifying segments.
+    """
+    conf = np.nan_to_num(np.asarray(confidence, dtype=float), nan=0.0)
+    hit = (conf >= threshold) & (np.asarray(ends_s) - np.asarray(starts_s) >= min_segment_s)
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], hit.astype(np.int8), [0]])))
+    return tuple(
+        (float(starts_s[a]), float(ends_s[b - 1]), float(conf[a:b].max()))
+        for a, b in zip(edges[::2], edges[1::2], strict=True)
+    )
 
 
 def _stretch_linear(x: np.ndarray, size: int) -> np.ndarray:

@@ -30,6 +30,7 @@ Failures: :meth:`Scanner.scan` raises the typed :mod:`voxguard.errors` exception
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import time
@@ -50,7 +51,13 @@ from voxguard.errors import (
     VoxguardError,
     ZeroLengthAudioError,
 )
-from voxguard.models.watermark import MarkFrames, PerthDecoder, confidence_from_sums, load_watermark_decoder
+from voxguard.models.watermark import (
+    MarkFrames,
+    PerthDecoder,
+    confidence_from_sums,
+    load_watermark_decoder,
+    marked_passages,
+)
 from voxguard.scan.result import Envelope, ErrorInfo, ScanResult, Timeline, Verdict
 from voxguard.scan.timeline import (
     SegmentScorer,
@@ -538,6 +545,16 @@ class Scanner:
         mark = None
         if self.watermark is not None and scored.watermark_sums is not None:
             mark = self.watermark.result(scored.watermark_sums)
+            runs = marked_passages(
+                timeline.starts_s, timeline.ends_s, timeline.watermark, mark.threshold, self.watermark.min_signal_s
+            )
+            if runs and not mark.detected:
+                where = ", ".join(f"{a:.1f}–{b:.1f} s ({c:.2f})" for a, b, c in runs[:5])
+                note = f"marked passage(s) at {where}; not claimed for the whole recording"
+                mark = dataclasses.replace(mark, passages=runs, note=mark.note or note)
+                reason = reason or f"possible Perth-watermarked passage(s) at {where}; the verdict is the detector's"
+            elif runs:
+                mark = dataclasses.replace(mark, passages=runs)
             if mark.detected and verdict is not Verdict.FAKE:
                 # A decoded mark is evidence of its own: Perth marks what a generator produced.
                 verdict = Verdict.FAKE

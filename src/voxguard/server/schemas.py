@@ -29,6 +29,12 @@ class ScanError(BaseModel):
     message: str
 
 
+class PassageOut(BaseModel):
+    start_s: float
+    end_s: float
+    confidence: float
+
+
 class WatermarkOut(BaseModel):
     """The Perth watermark check over the whole recording (only when the request asked for it)."""
 
@@ -38,6 +44,7 @@ class WatermarkOut(BaseModel):
     threshold: float
     signal_s: float = Field(description="Seconds of signal the decoder read; a mark is claimed from 2 s on.")
     note: str | None = None
+    passages: list[PassageOut] = Field(default=[], description="Timeline stretches that reach the threshold.")
 
 
 class ScanOut(BaseModel):

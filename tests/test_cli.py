@@ -125,6 +125,7 @@ def test_models_command():
 
     result = runner.invoke(app, ["models"])
     assert result.exit_code == 0 and DEFAULT_MODEL in result.stdout and "seed-svm" in result.stdout
+    assert "watermark decoder perth-implicit" in result.stdout and "0.95" in result.stdout
     card = runner.invoke(app, ["models", DEFAULT_MODEL])
     assert card.exit_code == 0 and json.loads(card.stdout)["name"] == DEFAULT_MODEL
     assert runner.invoke(app, ["models", "no-such-model"]).exit_code == 1

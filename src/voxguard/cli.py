@@ -340,6 +340,15 @@ def models(
             card.created,
         )
     out.print(table)
+    from voxguard.models.watermark import WATERMARK_DIR
+
+    for card_file in sorted(WATERMARK_DIR.glob("*.card.json")):  # not detectors: `voxguard scan --watermark`
+        wm = json.loads(card_file.read_text())
+        out.print(
+            f"watermark decoder [bold]{wm['name']}[/bold] (voxguard scan --watermark): claims a mark at "
+            f"confidence >= {wm['threshold']} over >= {wm['min_signal_s']} s; docs/watermark.md",
+            highlight=False,
+        )
 
 
 @bench_app.command("features")

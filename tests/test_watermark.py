@@ -234,6 +234,13 @@ def test_api_scan_watermark(tmp_path: Path) -> None:
             assert stored["watermark"] == body["watermark"]
         bad = client.post("/v1/scan", files={"file": ("m.flac", data)}, data={"watermark": "maybe"})
         assert bad.status_code == 422 and bad.json()["error"]
+    # A service that checks every upload (VOXGUARD_WATERMARK / voxguard serve --watermark); a request may opt out.
+    settings = Settings.from_env({"VOXGUARD_WATERMARK": "true", "VOXGUARD_DATA_DIR": str(tmp_path / "e")})
+    assert settings.watermark is True
+    with TestClient(create_app(settings, scanner=voxguard.load_detector())) as client:
+        assert client.post("/v1/scan", files={"file": ("m.flac", data)}).json()["watermark"]["detected"] is True
+        off = client.post("/v1/scan", files={"file": ("m.flac", data)}, params={"watermark": "false"}).json()
+        assert off["watermark"] is None
 
 
 def test_dask_workers_rebuild_a_watermark_scanner(scanner: voxguard.Scanner) -> None:

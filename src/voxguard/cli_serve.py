@@ -42,6 +42,10 @@ def serve(
             "--no-vectors", help="Do not store the segment feature vectors (then feedback cannot be retrained on)."
         ),
     ] = False,
+    watermark: Annotated[
+        bool,
+        typer.Option("--watermark", help="Check every upload for the Perth watermark unless a request says otherwise."),
+    ] = False,
     workers: Annotated[int, typer.Option(help="Worker processes (each loads the model once).", min=1)] = 1,
 ) -> None:
     """Run the REST API (needs the "server" extra): POST /v1/scan, GET /v1/scans/{id}, /docs."""
@@ -61,6 +65,8 @@ def serve(
         os.environ["VOXGUARD_KEEP_AUDIO"] = "true"
     if no_vectors:
         os.environ["VOXGUARD_STORE_VECTORS"] = "false"
+    if watermark:
+        os.environ["VOXGUARD_WATERMARK"] = "true"
 
     from voxguard.errors import ModelError
     from voxguard.models.registry import resolve_model

@@ -53,7 +53,9 @@ def create_app(settings: Settings | None = None, *, scanner: Scanner | None = No
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # Loading a model takes a second or two: off the event loop, once per process.
-        loaded = scanner or await anyio.to_thread.run_sync(lambda: voxguard.load_detector(settings.model))
+        loaded = scanner or await anyio.to_thread.run_sync(
+            lambda: voxguard.load_detector(settings.model, watermark=settings.watermark)
+        )
         storage = await anyio.to_thread.run_sync(_prepare_storage, settings)
         app.state.service = Service(settings=settings, scanner=loaded, storage=storage)
         log.info("voxguard service ready: model %s, database %s", loaded.model_name, storage.engine.url)

@@ -108,7 +108,7 @@ def _form_float(fields: dict[str, str], name: str, query: float | None, lo: floa
     return value
 
 
-def _form_bool(fields: dict[str, str], name: str, query: bool) -> bool:
+def _form_bool(fields: dict[str, str], name: str, query: bool | None) -> bool | None:
     """A yes/no parameter from the query, or from a form field of the same name (the form wins)."""
     raw = fields.get(name)
     if raw is None or raw.strip() == "":
@@ -166,9 +166,9 @@ async def scan(
     hop: Annotated[float | None, Query(ge=MIN_HOP_S, le=MAX_SEGMENT_S, description="Hop (s).")] = None,
     threshold: Annotated[float | None, Query(ge=0.0, le=1.0, description="P(fake) threshold.")] = None,
     watermark: Annotated[
-        bool,
-        Query(description="Also look for Resemble AI's Perth watermark (Chatterbox TTS); a mark means FAKE."),
-    ] = False,
+        bool | None,
+        Query(description="Look for Resemble AI's Perth watermark (Chatterbox TTS; default: the service's setting)."),
+    ] = None,
 ) -> Any:
     if not service.has_free_slot():  # fail fast, before receiving a large upload
         raise BusyError(f"all {service.settings.max_concurrent} scan slots are busy; retry in a few seconds")

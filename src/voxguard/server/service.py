@@ -39,11 +39,11 @@ class ScanOptions:
     segment_s: float | None = None
     hop_s: float | None = None
     threshold: float | None = None
-    watermark: bool = False  # also decode the Perth watermark (opt-in: slow)
+    watermark: bool | None = None  # decode the Perth watermark (None: the service's setting)
 
     @property
     def is_default(self) -> bool:
-        return self.segment_s is None and self.hop_s is None and self.threshold is None and not self.watermark
+        return self.segment_s is None and self.hop_s is None and self.threshold is None
 
 
 def _finite_list(a: np.ndarray) -> list[float | None]:
@@ -231,9 +231,10 @@ class Service:
             self._busy -= 1
 
     def _scanner_for(self, options: ScanOptions) -> Scanner:
-        if options.is_default:
-            return self.scanner
         base = self.scanner
+        watermark = self.settings.watermark if options.watermark is None else options.watermark
+        if options.is_default and watermark == (base.watermark is not None):
+            return base
         try:
             return Scanner(
                 base.detector,
@@ -242,7 +243,7 @@ class Service:
                 threshold=options.threshold,
                 operating_point=base.operating_point if options.threshold is None else "eer",
                 margin=base.margin,
-                watermark=options.watermark,
+                watermark=watermark,
             )
         except ValueError as exc:  # inconsistent parameters
             raise BadRequestError(str(exc)) from None

@@ -77,6 +77,9 @@ class Settings:
         Shipped model name or ``.onnx`` path (``VOXGUARD_MODEL``; default: the default model).
     cors_origins : tuple of str
         Origins allowed by CORS (``VOXGUARD_CORS_ORIGINS``, comma-separated; empty = CORS off).
+    watermark : bool
+        Check every upload for the Perth watermark unless the request says otherwise
+        (``VOXGUARD_WATERMARK``, default false: about 40× real time per core, docs/watermark.md).
     """
 
     max_upload_bytes: int = 50 * MB
@@ -90,6 +93,7 @@ class Settings:
     store_vectors: bool = True
     model: str | None = None
     cors_origins: tuple[str, ...] = ()
+    watermark: bool = False
 
     @property
     def db_url(self) -> str:
@@ -132,4 +136,6 @@ class Settings:
             kw["model"] = v
         if (v := get("CORS_ORIGINS")) is not None:
             kw["cors_origins"] = _list(v)
+        if (v := get("WATERMARK")) is not None:
+            kw["watermark"] = _bool("VOXGUARD_WATERMARK", v)
         return cls(**kw)

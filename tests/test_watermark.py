@@ -306,3 +306,11 @@ def test_no_false_marks_on_dev_real_speech(decoder: PerthDecoder, corpus: Path) 
         checks.append(decoder.check(audio.samples, audio.sample_rate))
     assert sum(c.detected for c in checks) == 0
     assert sum(c.confidence is not None for c in checks) >= 55  # decodable, not skipped
+
+
+def test_the_mark_survives_mp3_but_not_telephone_audio(decoder: PerthDecoder) -> None:
+    from voxguard.augment.codecs import codec_roundtrip, telephone
+
+    y, sr = read(MARKED)
+    assert decoder.check(codec_roundtrip(y, sr, "mp3", 64_000), sr).detected  # 0.976 with PyAV's LAME
+    assert decoder.check(telephone(y, sr, "ulaw"), sr).confidence < 0.5  # 300-3400 Hz G.711: gone (0.07)

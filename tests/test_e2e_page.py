@@ -98,6 +98,7 @@ def test_scan_verdict_chart_and_feedback(browser, server: LocalServer, tmp_path:
         bars = page.locator("#chart svg rect")
         assert bars.count() == sum(s["probability"] is not None for s in body["timeline"]) >= 1
         assert page.locator("#chart svg line[stroke-dasharray]").count() == 1
+        assert page.locator("#chart svg #markline").count() == 0  # no watermark check asked
         assert "highest" in page.text_content("#chart svg desc")
         assert page.locator("#rows tr").count() == len(body["timeline"])
         box = page.locator("#chart svg").bounding_box()
@@ -137,6 +138,7 @@ def test_watermark_checkbox(browser, server: LocalServer) -> None:
         page.wait_for_selector("#mark:not([hidden])", timeout=30_000)
         assert body["watermark"]["detected"] and page.inner_text("#verdict") == "FAKE"
         assert "Perth watermark found" in page.inner_text("#mark")
+        assert page.locator("#chart svg #markline").count() == 1  # the per-segment confidence line
         assert "watermark detected" in page.inner_text("#reason") or body["reason"] is None
     finally:
         page.close()

@@ -98,13 +98,19 @@ function chart(timeline, threshold, duration) {
             ` fill="${fill}" fill-opacity="${op}"><title>${fmt(s.start_s, 1)}-${fmt(s.end_s, 1)} s: ` +
             `P(fake) ${fmt(s.probability, 2)}</title></rect>`;
   }
+  // With a watermark check: the decoder's confidence per segment, a dotted purple line.
+  const marks = timeline.filter((s) => s.watermark !== null && s.watermark !== undefined);
+  const points = marks.map((s) => `${sx((s.start_s + s.end_s) / 2).toFixed(1)},${sy(s.watermark).toFixed(1)}`);
+  const markLine = marks.length ? `<polyline id="markline" fill="none" stroke="#7b3fa0" stroke-dasharray="2 3"` +
+      ` stroke-width="2" points="${points.join(" ")}"><title>Perth watermark confidence per segment</title>` +
+      "</polyline>" : "";
   const ty = sy(threshold).toFixed(1);
   const worst = timeline.reduce((a, s) => (s.probability ?? -1) > (a.probability ?? -1) ? s : a, {});
   const desc = n ? `Per-segment probability of AI-generated speech over ${fmt(total, 1)} seconds; highest ` +
       `${fmt(worst.probability, 2)} at ${fmt(worst.start_s, 1)} to ${fmt(worst.end_s, 1)} seconds.` : "No segments.";
   return `<svg role="img" aria-labelledby="ct cd" viewBox="0 0 ${W} ${H}" width="100%" style="max-width:${W}px">` +
     `<title id="ct">Timeline</title><desc id="cd">${desc}</desc>` +
-    `<line x1="${pad}" y1="${H - pad}" x2="${W - pad}" y2="${H - pad}" stroke="#333"/>` + bars +
+    `<line x1="${pad}" y1="${H - pad}" x2="${W - pad}" y2="${H - pad}" stroke="#333"/>` + bars + markLine +
     `<line x1="${pad}" y1="${ty}" x2="${W - pad}" y2="${ty}" stroke="#000" stroke-dasharray="4 3"/>` +
     `<text x="${pad}" y="14" font-size="12">P(fake) 1</text><text x="${W - pad}" y="${H - 6}" font-size="12"` +
     ` text-anchor="end">${fmt(total, 1)} s</text></svg>`;

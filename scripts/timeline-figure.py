@@ -7,6 +7,11 @@ the scan's JSON with the timeline rounded as the README shows it::
 
     .venv/bin/python scripts/timeline-figure.py                        # -> docs/img/timeline.png
     .venv/bin/python scripts/timeline-figure.py --model voxguard-v2 --out /tmp/t.png
+    .venv/bin/python scripts/timeline-figure.py --watermark          # -> docs/img/watermark-timeline.png
+
+``--watermark`` splices real, real, **Perth-marked**, **fake**, real instead (the marked clip is
+``examples/marked_perth_...``) and scans with the watermark check, so the figure shows both the
+detector's P(fake) and the watermark decoder's per-segment confidence.
 
 Needs matplotlib (extra ``[plot]`` or ``[train]``). The clips are in the DEV corpus the shipped
 models were trained on: the figure shows the mechanics, not accuracy.
@@ -27,6 +32,14 @@ SPLICE = (
     "fake_melgan_reconstructed_0.flac",
     "real_librispeech_1688-142285-0002.flac",
 )
+SPLICE_WATERMARK = (
+    "real_librispeech_1688-142285-0002.flac",
+    "real_melgan-page_unseen-speaker_0.flac",
+    "marked_perth_librispeech_1688-142285-0002.flac",
+    "marked_perth_librispeech_1688-142285-0002.flac",
+    "fake_melgan_reconstructed_0.flac",
+    "real_librispeech_1688-142285-0002.flac",
+)
 SR = 16_000
 
 
@@ -39,19 +52,25 @@ def main() -> int:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=None, help="model name or .onnx path (default: the default model)")
-    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "img" / "timeline.png")
+    parser.add_argument("--out", type=Path, default=None, help="PNG (default: docs/img/timeline.png)")
+    parser.add_argument("--watermark", action="store_true", help="splice in the Perth-marked example too")
     args = parser.parse_args()
-    parts = [load(EXAMPLES / name, sr=SR).samples for name in SPLICE]
+    splice = SPLICE_WATERMARK if args.watermark else SPLICE
+    args.out = args.out or ROOT / "docs" / "img" / ("watermark-timeline.png" if args.watermark else "timeline.png")
+    parts = [load(EXAMPLES / name, sr=SR).samples for name in splice]
     starts = np.cumsum([0] + [len(p) for p in parts]) / SR
-    fake = SPLICE.index("fake_melgan_reconstructed_0.flac")
+    fake = splice.index("fake_melgan_reconstructed_0.flac")
+    if args.watermark:
+        marked = splice.index("marked_perth_librispeech_1688-142285-0002.flac")
+        print(f"marked passage: {starts[marked]:.2f}-{starts[marked + 2]:.2f} s")
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "spliced.flac"
         sf.write(path, np.concatenate(parts), SR)
-        result = voxguard.load_detector(args.model).scan(path, plot=args.out)
+        result = voxguard.load_detector(args.model, watermark=args.watermark).scan(path, plot=args.out)
     doc = result.to_dict()
     print(f"fake passage: {starts[fake]:.2f}-{starts[fake + 1]:.2f} s; plot: {args.out}")
-    keep = ("start_s", "end_s", "probability", "speech_fraction")
-    summary = {k: doc[k] for k in ("verdict", "probability", "model", "threshold")}
+    keep = ("start_s", "end_s", "probability", "speech_fraction") + (("watermark",) if args.watermark else ())
+    summary = {k: doc[k] for k in ("verdict", "probability", "model", "threshold", "reason")}
     summary["probability"], summary["threshold"] = round(summary["probability"], 3), round(summary["threshold"], 3)
     summary["timeline"] = [
         {k: round(seg[k], 3) if k == "probability" else seg[k] for k in keep} for seg in doc["timeline"]

@@ -126,13 +126,7 @@ class MarkFrames:
 
         Sums add up over pieces of a recording, so a streamed scan combines them chunk by chunk.
         """
-        out = np.zeros((3, 3))
-        for i, b in enumerate(_BRANCHES):
-            t = self.times_s[b]
-            lo, hi = np.searchsorted(t, start_s, "left"), np.searchsorted(t, end_s, "left")
-            m = self.mask[b][lo:hi]
-            out[i] = (m @ self.attention[b][lo:hi], m @ self.mark[b][lo:hi], m.sum())
-        return out
+        return self.segment_sums(np.array([start_s]), np.array([end_s]))[0]
 
     def segment_sums(self, starts_s: np.ndarray, ends_s: np.ndarray) -> np.ndarray:
         """:meth:`sums` for many spans at once (cumulative sums): shape (n_spans, 3, 3)."""
@@ -189,10 +183,15 @@ def marked_passages(
     )
 
 
+def _source_positions(n: int, size: int) -> np.ndarray:
+    """Where each of ``size`` stretched frames falls on the ``n`` original ones (align_corners)."""
+    return np.arange(size) * ((n - 1) / (size - 1)) if size > 1 else np.zeros(1)
+
+
 def _stretch_linear(x: np.ndarray, size: int) -> np.ndarray:
     """``torch.nn.functional.interpolate(mode="linear", align_corners=True)`` along the last axis."""
     n = x.shape[-1]
-    pos = np.arange(size) * ((n - 1) / (size - 1)) if size > 1 else np.zeros(1)
+    pos = _source_positions(n, size)
     lo = np.minimum(np.floor(pos).astype(np.int64), n - 1)
     hi = np.minimum(lo + 1, n - 1)
     w = (pos - lo).astype(np.float32)
@@ -304,8 +303,7 @@ class PerthDecoder:
         out: dict[str, dict[str, np.ndarray]] = {"times_s": {}, "attention": {}, "mark": {}, "mask": {}}
         for b in _BRANCHES:
             size = stretched[b].shape[1]
-            pos = np.arange(size) * ((n - 1) / (size - 1)) if size > 1 else np.zeros(1)
-            out["times_s"][b] = pos * frame_s
+            out["times_s"][b] = _source_positions(n, size) * frame_s
             out["attention"][b], out["mark"][b] = outputs[b][0].astype(np.float64), outputs[b][1].astype(np.float64)
             out["mask"][b] = _stretch_nearest(mask, size).astype(np.float64)
         return MarkFrames(**out)

@@ -548,13 +548,13 @@ class Scanner:
             runs = marked_passages(
                 timeline.starts_s, timeline.ends_s, timeline.watermark, mark.threshold, self.watermark.min_signal_s
             )
+            if runs:
+                mark = dataclasses.replace(mark, passages=runs)
             if runs and not mark.detected:
                 where = ", ".join(f"{a:.1f}–{b:.1f} s ({c:.2f})" for a, b, c in runs[:5])
                 note = f"marked passage(s) at {where}; not claimed for the whole recording"
-                mark = dataclasses.replace(mark, passages=runs, note=mark.note or note)
+                mark = dataclasses.replace(mark, note=mark.note or note)
                 reason = reason or f"possible Perth-watermarked passage(s) at {where}; the verdict is the detector's"
-            elif runs:
-                mark = dataclasses.replace(mark, passages=runs)
             if mark.detected and verdict is not Verdict.FAKE:
                 # A decoded mark is evidence of its own: Perth marks what a generator produced.
                 verdict = Verdict.FAKE

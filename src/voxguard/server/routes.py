@@ -29,6 +29,7 @@ from voxguard.server.schemas import (
     StoredScanOut,
 )
 from voxguard.server.service import ScanOptions, Service
+from voxguard.server.settings import parse_bool
 from voxguard.server.upload import read_upload
 
 # auto_error=False: a missing key is answered by our own 401 JSON, and only when keys are set.
@@ -113,12 +114,10 @@ def _form_bool(fields: dict[str, str], name: str, query: bool | None) -> bool | 
     raw = fields.get(name)
     if raw is None or raw.strip() == "":
         return query
-    value = raw.strip().lower()
-    if value in ("true", "1", "yes", "on"):
-        return True
-    if value in ("false", "0", "no", "off"):
-        return False
-    raise BadRequestError(f"{name}: expected true or false, got {raw[:40]!r}")
+    try:
+        return parse_bool(name, raw[:40])
+    except ValueError as exc:
+        raise BadRequestError(str(exc)) from None
 
 
 _MULTIPART_BODY = {

@@ -22,7 +22,8 @@ def default_data_dir() -> Path:
     return Path(base) / "voxguard"
 
 
-def _bool(name: str, value: str) -> bool:
+def parse_bool(name: str, value: str) -> bool:
+    """``true/false``, ``1/0``, ``yes/no``, ``on/off`` (any case; empty is false); ValueError otherwise."""
     v = value.strip().lower()
     if v in {"1", "true", "yes", "on"}:
         return True
@@ -129,13 +130,13 @@ class Settings:
         if (v := get("DATABASE_URL")) is not None:
             kw["database_url"] = v
         if (v := get("KEEP_AUDIO")) is not None:
-            kw["keep_audio"] = _bool("VOXGUARD_KEEP_AUDIO", v)
+            kw["keep_audio"] = parse_bool("VOXGUARD_KEEP_AUDIO", v)
         if (v := get("STORE_VECTORS")) is not None:
-            kw["store_vectors"] = _bool("VOXGUARD_STORE_VECTORS", v)
+            kw["store_vectors"] = parse_bool("VOXGUARD_STORE_VECTORS", v)
         if (v := get("MODEL")) is not None:
             kw["model"] = v
         if (v := get("CORS_ORIGINS")) is not None:
             kw["cors_origins"] = _list(v)
         if (v := get("WATERMARK")) is not None:
-            kw["watermark"] = _bool("VOXGUARD_WATERMARK", v)
+            kw["watermark"] = parse_bool("VOXGUARD_WATERMARK", v)
         return cls(**kw)

@@ -171,6 +171,48 @@ def test_capped_views_ignore_the_band_above_7khz():
     assert change(capped) < 0.2 * change(full)  # what is left is window leakage
 
 
+def test_wide_band_views_read_8_to_10_khz_only_and_need_22khz():
+    wide_sr = 22_050
+    rng = np.random.default_rng(1)
+    y = speechlike(wide_sr, 3.0)
+    freqs = np.fft.rfftfreq(len(y), 1 / wide_sr)
+
+    def band_noise(lo: float, hi: float) -> np.ndarray:
+        spectrum = np.fft.rfft(rng.standard_normal(len(y)))
+        spectrum[(freqs < lo) | (freqs > hi)] = 0
+        return (0.05 * np.fft.irfft(spectrum, len(y))).astype(np.float32)
+
+    wide = SegmentalConfig(views=("lfcc_8_10k_hann", "band_flatness_8_10k"), sample_rate=wide_sr)
+    assert wide.wide_band and len(wide.frame_names()) == 60 + 4
+    base = frame_matrix(y, wide_sr, wide)
+
+    def change(extra: np.ndarray) -> float:
+        return float(np.median(np.abs(frame_matrix(y + extra, wide_sr, wide) - base)))
+
+    # Hiss inside 8.3-9.5 kHz moves the view; the same hiss at 1-3 kHz leaves it (almost) alone.
+    assert change(band_noise(8_300, 9_500)) > 5 * change(band_noise(1_000, 3_000))
+    with pytest.raises(FeatureError, match="22050"):
+        SegmentalConfig(views=("lfcc_8_10k_hann",), sample_rate=16_000)
+
+
+def test_shared_spectrum_grows_with_the_rate_and_keeps_16khz_as_it_was():
+    from voxguard.features.segmental import shared_n_fft
+
+    assert [shared_n_fft(r) for r in (8_000, 16_000, 22_050, 24_000, 44_100)] == [512, 512, 1024, 1024, 2048]
+    # The 7-kHz views at 22.05 kHz describe the same band as at 16 kHz: a tone at 5 kHz moves
+    # their flatness in the same band (the 11th of 14, 5-5.5 kHz) at both rates.
+    cfg16 = SegmentalConfig(views=("band_flatness_7k",))
+    cfg22 = SegmentalConfig(views=("band_flatness_7k",), sample_rate=22_050)
+    for sr, cfg in ((16_000, cfg16), (22_050, cfg22)):
+        t = np.arange(2 * sr) / sr
+        noise = np.random.default_rng(2).standard_normal(len(t)).astype(np.float32) * 0.01
+        tone = (0.5 * np.sin(2 * np.pi * 5_250 * t)).astype(np.float32)
+        drop = np.nanmean(frame_matrix(noise, sr, cfg), axis=1) - np.nanmean(
+            frame_matrix(noise + tone, sr, cfg), axis=1
+        )
+        assert int(np.argmax(drop)) == 10
+
+
 def test_gate_leaves_silence_out_of_the_pooling():
     y = speechlike(SR, 3.0)
     padded = np.concatenate([y, np.zeros(SR * 2, np.float32)])

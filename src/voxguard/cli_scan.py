@@ -141,6 +141,14 @@ def scan(
             "verdict FAKE. About 40x real time per core, far slower than the detector alone.",
         ),
     ] = False,
+    wide_band: Annotated[
+        bool,
+        typer.Option(
+            "--wide-band/--no-wide-band",
+            help="Mix in the model's wide-band companion (8-9.8 kHz at 22.05 kHz) for recordings that have "
+            "that band (measured); --no-wide-band scores every file with the main model alone.",
+        ),
+    ] = True,
     output: Annotated[
         str | None,
         typer.Option(
@@ -214,6 +222,7 @@ def scan(
             operating_point=operating_point.value,
             margin=margin,
             watermark=watermark,
+            wide_band=wide_band,
         )
     except VoxguardError as exc:
         _report_error(model or "--model", exc)

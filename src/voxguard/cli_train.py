@@ -11,14 +11,24 @@ import typer
 from voxguard.models.presets import DEFAULT_PRESET, MODEL_PRESETS, ROUTED_RECIPES
 
 
-def _load(manifests: list[Path]):
+def _load(manifests: list[Path], wide_band_only: bool = False):
     from voxguard.datasets import load_dataset
 
     datasets = [load_dataset(str(m)) for m in manifests]
     dataset = datasets[0]
     for extra in datasets[1:]:
         dataset = dataset + extra
+    if wide_band_only:
+        from voxguard.datasets.bandwidth import wide_band_subset
+
+        dataset = wide_band_subset(dataset)
     return dataset
+
+
+WIDE_BAND_HELP = (
+    "Keep only lossless clips whose native rate is at least 22.05 kHz (the data of the wide-band "
+    "models, whose views read 8-9.8 kHz)."
+)
 
 
 POLICY_HELP = (
@@ -60,6 +70,7 @@ def train(
     report: Annotated[Path | None, typer.Option(help="Write an HTML/Markdown report to this folder.")] = None,
     workers: Annotated[int, typer.Option(help="Worker processes for feature extraction.")] = 2,
     seed: Annotated[int, typer.Option(help="Seed for folds and augmentation.")] = 0,
+    wide_band_only: Annotated[bool, typer.Option("--wide-band-only", help=WIDE_BAND_HELP)] = False,
 ) -> None:
     """Train a detector on audio, measure it (grouped CV, LOFO), calibrate it and export it to ONNX."""
     from voxguard.cli import EXIT_FILE_FAILED, _report_error, err
@@ -74,7 +85,7 @@ def train(
 
     command = "voxguard " + " ".join(sys.argv[1:])
     try:
-        dataset = _load(manifests)
+        dataset = _load(manifests, wide_band_only)
         common = {
             "name": name or out.name.removesuffix(".onnx"),
             "augment": augment,
@@ -161,6 +172,7 @@ def compare(
         str | None,
         typer.Option(help="LOFO over these families only (comma-separated), e.g. to spare a costly model's time."),
     ] = None,
+    wide_band_only: Annotated[bool, typer.Option("--wide-band-only", help=WIDE_BAND_HELP)] = False,
 ) -> None:
     """Compare model presets under grouped CV and leave-one-family-out, or train on one corpus and
     test on another (--test-on)."""
@@ -175,10 +187,10 @@ def compare(
     if test_on:
         from voxguard.datasets.splits import cross_corpus_split
 
-        dataset, split = cross_corpus_split(_load(manifests), _load(test_on))
+        dataset, split = cross_corpus_split(_load(manifests, wide_band_only), _load(test_on, wide_band_only))
         protocol = "cross"
     else:
-        dataset = _load(manifests)
+        dataset = _load(manifests, wide_band_only)
     labels = dataset.labels()
     rows, results = [], []
     family_list = [f.strip() for f in families.split(",") if f.strip()] if families else None

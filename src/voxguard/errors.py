@@ -82,6 +82,12 @@ class UnsupportedSampleRateError(AudioError):
     code = "unsupported_sample_rate"
 
 
+class NoWideBandError(AudioError):
+    """A wide-band model was asked to score a recording with nothing above 8 kHz."""
+
+    code = "no_wide_band"
+
+
 class TooManyChannelsError(AudioError):
     """More channels than voxguard accepts (a multitrack file, not a recording of speech)."""
 

@@ -5,7 +5,7 @@ it ran the extractor per segment. Instead the frame matrix of the whole signal i
 and every segment's mean and standard deviation come from cumulative sums: O(n_frames + n_segments)
 for any number of overlapping segments.
 
-Views (all on the same 10 ms frame grid at 16 kHz):
+Views (all on the same 10 ms frame grid at the analysis rate, 16 kHz unless a model says otherwise):
 
 - ``lfcc_4_8k``: 20 LFCC from 20 linear filters between 4 and 8 kHz, + Δ + ΔΔ (ASVspoof-style
   front-end: pre-emphasis, 20 ms Hamming window). The upper band is where vocoders and
@@ -14,6 +14,8 @@ Views (all on the same 10 ms frame grid at 16 kHz):
 - ``lfcc_4_8k_hann``: the same cepstra from the shared 25 ms Hann power spectrum (no
   pre-emphasis), so that with ``band_flatness`` one STFT serves both views;
 - ``band_flatness``: spectral flatness in 16 equal bands of the shared spectrum (cheap, strong);
+- ``lfcc_8_10k_hann``, ``band_flatness_8_10k``: the same cepstra and 4-band flatness between 8 and
+  9.8 kHz, for models analysing at 22.05 kHz or more (refused below);
 - ``lfbe_7k``: log energies (dB) of 56 linear filters from 0 to 7 kHz (a log-linear spectrogram
   for the 2-D CNN);
 - ``cqcc``: 20 constant-Q cepstral coefficients + Δ + ΔΔ;
@@ -38,6 +40,15 @@ HOP_S = 0.010
 #: Linear filters of the ``lfbe_7k`` view (0-7 kHz, 125 Hz apart): a log-linear spectrogram for
 #: 2-D convolution, band-capped like the other ``7k`` views.
 LFBE_FILTERS = 56
+#: Band of the wide-band views (Hz): above what a 16-kHz analysis sees, and under the 91 %-of-Nyquist
+#: edge of a soxr resampling to 22.05 kHz (10.03 kHz), so a 44.1-kHz recording resampled for
+#: analysis keeps all of it. Many neural vocoders leave their artefacts here (docs/results.md,
+#: "The 8-10 kHz band").
+WIDE_BAND_HZ = (8_000.0, 9_800.0)
+#: Lowest analysis rate of the wide-band views.
+MIN_WIDE_RATE = 22_050
+#: Flatness bands of ``band_flatness_8_10k`` (450 Hz each).
+WIDE_FLATNESS_BANDS = 4
 
 
 @functools.lru_cache(maxsize=8)
@@ -59,6 +70,8 @@ def _view_functions(hop: int) -> dict[str, tuple[Callable[[np.ndarray, int], np.
         "lfcc_4_7k_hann": (None, cep("lfcc47h_", 20)),
         "band_flatness_7k": (None, [f"flatness7k_b{i + 1}" for i in range(14)]),
         "lfbe_7k": (None, [f"lfbe7k_{i + 1}" for i in range(LFBE_FILTERS)]),
+        "lfcc_8_10k_hann": (None, cep("lfcc810h_", 20)),
+        "band_flatness_8_10k": (None, [f"flatness810_b{i + 1}" for i in range(WIDE_FLATNESS_BANDS)]),
         "cqcc": (lambda y, sr: spectral.with_deltas(spectral.cqcc(y, sr, n_cqcc=20, hop_length=hop)), cep("cqcc", 20)),
         "lfcc": (lambda y, sr: spectral.with_deltas(spectral.lfcc(y, sr, n_lfcc=20, hop_length=hop)), cep("lfcc", 20)),
         "mfcc": (lambda y, sr: spectral.with_deltas(spectral.mfcc(y, sr, n_mfcc=20, hop_length=hop)), cep("mfcc", 20)),
@@ -74,7 +87,7 @@ PROSODY_NAMES = ("f0_semitones", "voiced", "aperiodicity", "f1_hz", "f2_hz", "f3
 
 def _spectral_descriptors(y: np.ndarray, sr: int, hop: int) -> np.ndarray:
     """Centroid, bandwidth, roll-off, flatness, zero-crossing rate and 7-band contrast per frame."""
-    kw = {"n_fft": 512, "hop_length": hop, "win_length": round(0.025 * sr)}
+    kw = {"n_fft": shared_n_fft(sr), "hop_length": hop, "win_length": round(0.025 * sr)}
     rows = [
         spectral.spectral_centroid(y, sr, **kw),
         spectral.spectral_bandwidth(y, sr, **kw),
@@ -99,8 +112,18 @@ def _prosody(y: np.ndarray, sr: int, hop: int) -> np.ndarray:
 
 
 VIEWS = tuple(_view_functions(160))
-#: Views computed from one 512-point, 25 ms Hann power spectrum per frame.
-SHARED_SPECTRUM_VIEWS = {"lfcc_4_8k_hann", "band_flatness", "lfcc_4_7k_hann", "band_flatness_7k", "lfbe_7k"}
+#: Views computed from one 25 ms Hann power spectrum per frame (:func:`shared_n_fft` points).
+SHARED_SPECTRUM_VIEWS = {
+    "lfcc_4_8k_hann",
+    "band_flatness",
+    "lfcc_4_7k_hann",
+    "band_flatness_7k",
+    "lfbe_7k",
+    "lfcc_8_10k_hann",
+    "band_flatness_8_10k",
+}
+#: Views that read the band above 8 kHz (:data:`WIDE_BAND_HZ`).
+WIDE_BAND_VIEWS = {"lfcc_8_10k_hann", "band_flatness_8_10k"}
 #: Upper edge of the ``_7k`` views. Resamplers (soxr HQ passes 91 % of Nyquist) and band-limited
 #: sources leave 7.3-8 kHz empty or not depending on a file's rate history, so features there
 #: encode the recording chain rather than the voice (DEV: rate predicts the label).
@@ -109,6 +132,12 @@ CAPPED_BAND_HZ = 7_000.0
 LEVEL_SPLITS = (None, "halves", "loud", "loud-quarter")
 #: Percentile of a clip's frame levels that :attr:`SegmentalConfig.floor_gate_db` measures from.
 FLOOR_PERCENTILE = 10.0
+
+
+def shared_n_fft(sr: int) -> int:
+    """FFT size of the shared spectrum: the power of two that holds a 25 ms window, at least 512
+    (512 up to 20.48 kHz, 1024 at 22.05-40.96 kHz)."""
+    return max(512, 1 << max(0, round(0.025 * sr) - 1).bit_length())
 
 
 def _level_db(frame_power: np.ndarray) -> np.ndarray:
@@ -177,7 +206,8 @@ def _shared_spectrum_views(
     With a gate, the static cepstra of quiet frames are replaced by the nearest speech frame's
     before deltas are taken (:func:`fill_from_nearest`).
     """
-    power = spectral.stft_power_frames(y, n_fft=512, hop_length=cfg.hop_length, win_length=round(0.025 * sr))
+    n_fft = shared_n_fft(sr)
+    power = spectral.stft_power_frames(y, n_fft=n_fft, hop_length=cfg.hop_length, win_length=round(0.025 * sr))
     # Whole-spectrum frame power only where the gate or the level split reads it (scanning's hot path).
     needs_level = cfg.pools_by_level or (cfg.gate_db is not None and cfg.gate_band_hz is None)
     level = _gate_power(power, sr, None) if needs_level else None
@@ -186,8 +216,8 @@ def _shared_spectrum_views(
         gate_power = level if cfg.gate_band_hz is None else _gate_power(power, sr, cfg.gate_band_hz)
         quiet = quiet_frames(gate_power, cfg.gate_db)
 
-    def cepstra(fmax: float) -> np.ndarray:
-        fb = spectral.linear_filterbank(sr, 512, 20, 4000.0, fmax)
+    def cepstra(fmax: float, fmin: float = 4000.0) -> np.ndarray:
+        fb = spectral.linear_filterbank(sr, n_fft, 20, fmin, fmax)
         static = np.ascontiguousarray(spectral.cepstra_from_power(power, fb, 20).T)
         return spectral.with_deltas(fill_from_nearest(static, quiet))
 
@@ -199,12 +229,18 @@ def _shared_spectrum_views(
     if "lfcc_4_7k_hann" in cfg.views:
         out["lfcc_4_7k_hann"] = cepstra(CAPPED_BAND_HZ)
     if "lfbe_7k" in cfg.views:
-        fb = spectral.linear_filterbank(sr, 512, LFBE_FILTERS, 0.0, CAPPED_BAND_HZ)
+        fb = spectral.linear_filterbank(sr, n_fft, LFBE_FILTERS, 0.0, CAPPED_BAND_HZ)
         energies = np.maximum(power @ fb.T, 1e-10)
         out["lfbe_7k"] = np.ascontiguousarray((10.0 * np.log10(energies)).T.astype(np.float32))
     if "band_flatness_7k" in cfg.views:
-        top = int(round(CAPPED_BAND_HZ / (sr / 512)))  # bin of 7 kHz: 14 bands of 16 bins (500 Hz)
+        top = int(round(CAPPED_BAND_HZ / (sr / n_fft)))  # bin of 7 kHz: 14 bands of 500 Hz (16 bins at 16 kHz)
         out["band_flatness_7k"] = np.ascontiguousarray(spectral.band_flatness_from_power(power[:, :top], 14).T)
+    if "lfcc_8_10k_hann" in cfg.views:
+        out["lfcc_8_10k_hann"] = cepstra(WIDE_BAND_HZ[1], WIDE_BAND_HZ[0])
+    if "band_flatness_8_10k" in cfg.views:
+        lo, hi = (int(round(f / (sr / n_fft))) for f in WIDE_BAND_HZ)
+        flat = spectral.band_flatness_from_power(power[:, lo:hi], WIDE_FLATNESS_BANDS)
+        out["band_flatness_8_10k"] = np.ascontiguousarray(flat.T)
     return out, quiet, level
 
 
@@ -250,6 +286,17 @@ class SegmentalConfig:
             raise FeatureError(f"level_split must be one of {LEVEL_SPLITS}, got {self.level_split!r}")
         if self.floor_gate_db is not None and not self.floor_gate_db > 0:
             raise FeatureError(f"floor_gate_db must be positive, got {self.floor_gate_db}")
+        if self.wide_band and self.sample_rate < MIN_WIDE_RATE:
+            raise FeatureError(
+                f"views {sorted(WIDE_BAND_VIEWS & set(self.views))} read {WIDE_BAND_HZ[0]:.0f}-"
+                f"{WIDE_BAND_HZ[1]:.0f} Hz and need an analysis rate of at least {MIN_WIDE_RATE} Hz, "
+                f"got {self.sample_rate} Hz"
+            )
+
+    @property
+    def wide_band(self) -> bool:
+        """Whether a view reads the band above 8 kHz (:data:`WIDE_BAND_VIEWS`)."""
+        return bool(WIDE_BAND_VIEWS & set(self.views))
 
     def frame_key(self) -> tuple[object, ...]:
         """What :func:`frame_matrix` depends on: configs with equal keys can share one frame matrix.

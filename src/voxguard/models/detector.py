@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from voxguard.audio import Audio, AudioSource, PreprocessConfig, SpeechActivity, from_array, load, preprocess
-from voxguard.errors import ModelError
+from voxguard.errors import ModelError, NoWideBandError
 from voxguard.features.segmental import (
     SegmentalConfig,
     frame_matrices,
@@ -139,6 +139,8 @@ class Detector:
         if self.sample_rate is not None and sr != self.sample_rate:
             audio = from_array(y, sr, target_sr=self.sample_rate)
             y, sr = audio.samples, audio.sample_rate
+        if trim and self.segmental is not None and self.segmental.wide_band:
+            self._check_wide_band(y, sr)
         offset = 0.0
         if self.preprocess_config is not None:
             config = self.preprocess_config
@@ -147,6 +149,17 @@ class Detector:
             pre = preprocess(y, sr, config, activity=activity)
             y, sr, offset = pre.samples, pre.sample_rate, pre.offset_s
         return y, sr, offset
+
+    def _check_wide_band(self, y: np.ndarray, sr: int) -> None:
+        """Refuse a recording without the band a wide-band model reads (upsampled, or band-limited)."""
+        from voxguard.audio.bandwidth import MIN_TOP_BAND_DB, top_band_db
+
+        level = top_band_db(y, sr)
+        if not level >= MIN_TOP_BAND_DB:
+            raise NoWideBandError(
+                f"{self.name} reads 8-9.8 kHz, and this recording has nothing there ({level:.0f} dB under its total "
+                f"power; at least {-MIN_TOP_BAND_DB:.0f} dB needed): scan it with a 16-kHz model such as the default"
+            )
 
     @property
     def segment_s(self) -> float:

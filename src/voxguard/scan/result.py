@@ -141,6 +141,42 @@ class ErrorInfo:
         return {"code": self.code, "message": self.message}
 
 
+@dataclass(frozen=True)
+class WideBandUse:
+    """What the wide-band companion did for one recording (:mod:`voxguard.models.companion`).
+
+    Attributes
+    ----------
+    model : str
+        The companion's name.
+    used : bool
+        Whether its scores were mixed into the segment probabilities (and the verdict used the
+        mix's threshold).
+    top_band_db : float or None
+        The recording's 8-9.8 kHz power relative to its total (dB); ``None`` when not measured
+        (a rate that cannot hold the band, or a streamed scan).
+    segments : int
+        Segments whose probability is the mix.
+    note : str or None
+        Why it was not used.
+    """
+
+    model: str
+    used: bool = False
+    top_band_db: float | None = None
+    segments: int = 0
+    note: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "used": self.used,
+            "top_band_db": _num(self.top_band_db, 1),
+            "segments": self.segments,
+            "note": self.note,
+        }
+
+
 @dataclass
 class ScanResult:
     """The outcome of scanning one recording.
@@ -177,6 +213,9 @@ class ScanResult:
     watermark : WatermarkCheck or None
         The watermark check over the whole recording, when the scan ran one
         (``Scanner(watermark=True)``, ``voxguard scan --watermark``).
+    wide_band : WideBandUse or None
+        What the detector's wide-band companion did (``None``: the detector has none, or it was
+        turned off).
     error : ErrorInfo or None
     elapsed_s : float
         Processing time in seconds.
@@ -205,6 +244,7 @@ class ScanResult:
     elapsed_s: float = 0.0
     plot: str | None = None
     watermark: WatermarkCheck | None = None
+    wide_band: WideBandUse | None = None
     envelope: Envelope | None = field(default=None, repr=False, compare=False)
 
     @property
@@ -232,6 +272,7 @@ class ScanResult:
             "elapsed_s": _num(self.elapsed_s, 3),
             "plot": self.plot,
             "watermark": self.watermark.to_dict() if self.watermark is not None else None,
+            "wide_band": self.wide_band.to_dict() if self.wide_band is not None else None,
         }
         if timeline:
             out["timeline"] = self.timeline.to_list()

@@ -42,6 +42,7 @@ from typing import Any
 import numpy as np
 
 from voxguard.audio import detect_speech, from_array, iter_blocks, load, probe, segment_bounds
+from voxguard.audio.bandwidth import TOP_BAND_HZ
 from voxguard.audio.decode import AudioSource, materialise, source_name
 from voxguard.audio.load import peak_amplitude
 from voxguard.errors import (
@@ -51,6 +52,7 @@ from voxguard.errors import (
     VoxguardError,
     ZeroLengthAudioError,
 )
+from voxguard.models.companion import WideBandCompanion, companion_for
 from voxguard.models.watermark import (
     MarkFrames,
     PerthDecoder,
@@ -58,7 +60,7 @@ from voxguard.models.watermark import (
     load_watermark_decoder,
     marked_passages,
 )
-from voxguard.scan.result import Envelope, ErrorInfo, ScanResult, Timeline, Verdict
+from voxguard.scan.result import Envelope, ErrorInfo, ScanResult, Timeline, Verdict, WideBandUse
 from voxguard.scan.timeline import (
     SegmentScorer,
     align_end,
@@ -93,6 +95,7 @@ class _Scored:
     note: str | None = None
     watermark_sums: np.ndarray | None = None  # (3, 3): MarkFrames.sums() over the recording
     watermark: np.ndarray | None = None  # per-segment confidence
+    wide_band: WideBandUse | None = None  # what the wide-band companion did (None: no companion)
 
 
 def _load_detector(name_or_path: str | os.PathLike[str] | None, threads: int) -> SegmentScorer:
@@ -136,6 +139,10 @@ class Scanner:
     watermark : bool
         Also check for the Perth watermark (opt-in: the decoder runs at about 40× real time
         per core, far slower than the detectors).
+    wide_band : bool, path or WideBandCompanion
+        Use the detector's wide-band companion (:mod:`voxguard.models.companion`) on recordings
+        that have the band above 8 kHz: ``True`` (default) the shipped one fitted with this
+        detector, if any; a path or a loaded companion, that one; ``False``, never.
 
     Examples
     --------
@@ -163,6 +170,7 @@ class Scanner:
         chunk_s: float = 60.0,
         threads: int = 1,
         watermark: bool = False,
+        wide_band: bool | str | os.PathLike[str] | WideBandCompanion = True,
     ) -> None:
         if detector is None or isinstance(detector, str | os.PathLike):
             detector = _load_detector(detector, threads)
@@ -183,6 +191,7 @@ class Scanner:
         self.chunk_s = float(chunk_s)
         self.threads = threads
         self.watermark: PerthDecoder | None = load_watermark_decoder(threads=threads) if watermark else None
+        self.companion: WideBandCompanion | None = self._load_companion(wide_band, threads)
         self._params = {
             "segment_s": segment_s,
             "hop_s": hop_s,
@@ -197,7 +206,34 @@ class Scanner:
             "chunk_s": chunk_s,
             "threads": threads,
             "watermark": watermark,
+            "wide_band": wide_band
+            if isinstance(wide_band, bool)
+            else str(wide_band.detector.model.path)
+            if isinstance(wide_band, WideBandCompanion)
+            else str(wide_band),
         }
+
+    def _load_companion(
+        self, wide_band: bool | str | os.PathLike[str] | WideBandCompanion, threads: int
+    ) -> WideBandCompanion | None:
+        if wide_band is False:
+            return None
+        if isinstance(wide_band, WideBandCompanion):
+            companion, path = wide_band, wide_band.detector.model.path
+        else:
+            path = companion_for(self.detector.name) if wide_band is True else Path(wide_band)
+            if path is None:
+                return None
+            companion = WideBandCompanion.load(path, threads=threads)
+        if companion.fusion.main != self.detector.name:
+            from voxguard.errors import ModelError
+
+            raise ModelError(
+                f"the wide-band companion {companion.name!r} was fitted with {companion.fusion.main!r}, "
+                f"not with {self.detector.name!r}",
+                path=str(path),
+            )
+        return companion
 
     # ------------------------------------------------------------------ configuration
 
@@ -299,17 +335,24 @@ class Scanner:
             blocks = iter_blocks(source, sr=self._rate, block_s=_DECODE_BLOCK_S)
             return self._scan_stream(blocks, rate, want_env)
         audio = load(source, sr=self._rate, max_duration_s=None)
-        return self._scan_whole(audio.samples, audio.sample_rate, want_env)
+        wide = None
+        if self.companion is not None and info.sample_rate > 2 * TOP_BAND_HZ[1]:
+            wide = load(source, sr=self.companion.sample_rate, max_duration_s=None).samples
+        return self._scan_whole(audio.samples, audio.sample_rate, want_env, wide, info.sample_rate)
 
     def _scan_array(self, y: np.ndarray, sr: int, want_env: bool) -> _Scored:
         audio = from_array(y, sr, target_sr=self._rate)
+        given, native = y, sr
         y, rate = audio.samples, audio.sample_rate
         if len(y) == 0:
             raise ZeroLengthAudioError("the array holds no samples")
         if len(y) / rate > self.stream_above_s:
             step = int(_DECODE_BLOCK_S * rate)
             return self._scan_stream((y[i : i + step] for i in range(0, len(y), step)), rate, want_env)
-        return self._scan_whole(y, rate, want_env)
+        wide = None
+        if self.companion is not None and native > 2 * TOP_BAND_HZ[1]:
+            wide = from_array(given, native, target_sr=self.companion.sample_rate).samples
+        return self._scan_whole(y, rate, want_env, wide, native)
 
     # ------------------------------------------------------------------ whole-file mode
 
@@ -332,7 +375,9 @@ class Scanner:
             unit = aligned
         return seg_n, hop_n, unit * max(1, round(target / unit)), win_n
 
-    def _scan_whole(self, y: np.ndarray, sr: int, want_env: bool) -> _Scored:
+    def _scan_whole(
+        self, y: np.ndarray, sr: int, want_env: bool, wide: np.ndarray | None = None, native_rate: int | None = None
+    ) -> _Scored:
         duration = len(y) / sr
         if len(y) == 0:
             raise ZeroLengthAudioError("the audio contains no samples")
@@ -355,8 +400,10 @@ class Scanner:
             scores = proba = np.zeros(0)
         starts = np.clip(bounds[:, 0] / srp + offset, 0.0, duration)
         ends = np.clip(bounds[:, 1] / srp + offset, 0.0, duration)
+        proba, wide_band = self._with_companion(proba, starts, ends, wide, native_rate)
         marks = self._mark_frames(y, sr)
         return _Scored(
+            wide_band=wide_band,
             watermark_sums=None if marks is None else marks.sums(),
             watermark=None if marks is None else confidence_from_sums(marks.segment_sums(starts, ends)),
             starts_s=starts,
@@ -370,6 +417,36 @@ class Scanner:
             envelope=envelope,
             note=note,
         )
+
+    def _with_companion(
+        self,
+        proba: np.ndarray,
+        starts: np.ndarray,
+        ends: np.ndarray,
+        wide: np.ndarray | None,
+        native_rate: int | None,
+    ) -> tuple[np.ndarray, WideBandUse | None]:
+        """The segment probabilities mixed with the wide-band companion's, when it applies."""
+        companion = self.companion
+        if companion is None:
+            return proba, None
+        use = WideBandUse(model=companion.name)
+        if wide is None:
+            note = f"the recording's rate ({native_rate} Hz) holds nothing above 8 kHz"
+            return proba, dataclasses.replace(use, note=note)
+        if len(proba) == 0:
+            return proba, dataclasses.replace(use, note="no segment to score")
+        got = companion.score(wide, companion.sample_rate, starts, ends)
+        gate = companion.fusion.min_top_band_db
+        use = dataclasses.replace(use, top_band_db=got.top_band_db)
+        if got.proba is None:
+            note = f"8-9.8 kHz is {got.top_band_db:.0f} dB under the total (gate {gate:.0f} dB): no wide-band content"
+            return proba, dataclasses.replace(use, note=note)
+        mixed = companion.fusion.fuse(proba, got.proba)
+        count = int((np.isfinite(got.proba) & np.isfinite(proba)).sum())
+        if count == 0:
+            return proba, dataclasses.replace(use, note="no segment long enough for the wide-band model")
+        return mixed, dataclasses.replace(use, used=True, segments=count)
 
     def _mark_frames(self, y: np.ndarray, sr: int) -> MarkFrames | None:
         """The watermark decoder's frames of ``y`` (``None``: no check asked, or too short to decode)."""
@@ -445,6 +522,9 @@ class Scanner:
             envelope=Envelope(env_n / sr, cat(acc.env)) if want_env else None,
             watermark_sums=acc.watermark_sums if self.watermark is not None else None,
             watermark=cat(acc.watermark) if self.watermark is not None else None,
+            wide_band=None
+            if self.companion is None
+            else WideBandUse(model=self.companion.name, note="not used on streamed (long) recordings"),
         )
 
     def _stream_chunk(
@@ -500,17 +580,25 @@ class Scanner:
 
     # ------------------------------------------------------------------ verdict
 
-    def _blank(self, path: str, **fields: Any) -> ScanResult:
+    def _blank(self, path: str, threshold: float | None = None, **fields: Any) -> ScanResult:
+        threshold = self.threshold if threshold is None else threshold
         return ScanResult(
             path=path,
             model=self.model_name,
-            threshold=self.threshold,
+            threshold=threshold,
             operating_point=self.operating_point,
-            margin=effective_margin(self.threshold, self.margin),
+            margin=effective_margin(threshold, self.margin),
             segment_s=self.segment_s,
             hop_s=self.hop_s,
             **fields,
         )
+
+    def _threshold_for(self, scored: _Scored) -> float:
+        """The verdict's threshold: the mix's own operating point when the companion was used
+        (an explicit ``threshold`` always wins)."""
+        if self.companion is None or scored.wide_band is None or not scored.wide_band.used:
+            return self.threshold
+        return self.companion.fusion.thresholds.get(self.operating_point, self.threshold)
 
     def _finish(self, path: str, scored: _Scored) -> ScanResult:
         finite = np.isfinite(scored.proba)
@@ -528,6 +616,7 @@ class Scanner:
         # Without an eligible segment, report the segments with any speech, but do not decide.
         use = eligible if eligible.any() else finite & (scored.speech_fraction > 0)
         agg = top_k_mean(scored.proba, scored.scores, use, top_fraction=self.top_fraction, max_k=max_k)
+        threshold = self._threshold_for(scored)
         reason = None
         if scored.speech_s < self.min_speech_s:
             verdict = Verdict.UNCERTAIN
@@ -538,10 +627,10 @@ class Scanner:
             verdict = Verdict.UNCERTAIN
             reason = f"too little speech: no segment is at least {self.min_segment_speech:.0%} speech"
         else:
-            verdict = decide(agg.probability, self.threshold, self.margin)
+            verdict = decide(agg.probability, threshold, self.margin)
             if verdict is Verdict.UNCERTAIN:
-                m = effective_margin(self.threshold, self.margin)
-                reason = f"P(fake) {agg.probability:.2f} is within {m:.2f} of the threshold {self.threshold:.2f}"
+                m = effective_margin(threshold, self.margin)
+                reason = f"P(fake) {agg.probability:.2f} is within {m:.2f} of the threshold {threshold:.2f}"
         mark = None
         if self.watermark is not None and scored.watermark_sums is not None:
             mark = self.watermark.result(scored.watermark_sums)
@@ -565,6 +654,8 @@ class Scanner:
                 )
         return self._blank(
             path,
+            threshold=threshold,
+            wide_band=scored.wide_band,
             verdict=verdict,
             probability=agg.probability,
             score=agg.score,

@@ -244,6 +244,7 @@ class Service:
                 operating_point=base.operating_point if options.threshold is None else "eer",
                 margin=base.margin,
                 watermark=watermark,
+                wide_band=base.companion or False,
             )
         except ValueError as exc:  # inconsistent parameters
             raise BadRequestError(str(exc)) from None

@@ -1,0 +1,299 @@
+"""The wide-band companion: the band gate, the wide-band subset, the mix and its use by the scanner."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from signals import speechlike
+from voxguard.audio import resample
+from voxguard.audio.bandwidth import MIN_TOP_BAND_DB, has_top_band, top_band_db
+from voxguard.errors import VoxguardError
+
+WIDE = 22_050
+
+
+def _wide_clip(kind: str, seed: int, duration: float = 3.0) -> np.ndarray:
+    """Speech-like sound with real content up to 11 kHz; ``airy`` fakes add a 9-kHz whistle."""
+    rng = np.random.default_rng(seed)
+    y = speechlike(WIDE, duration, f0=float(rng.uniform(90, 220)), seed=seed).astype(np.float64)
+    y += 0.01 * rng.standard_normal(len(y)) * np.abs(y).max()  # breath noise: the top band is there
+    if kind == "airy":
+        y += 0.02 * np.sin(2 * np.pi * 9_000 * np.arange(len(y)) / WIDE)
+    return (y * rng.uniform(0.3, 0.9)).astype(np.float32)
+
+
+def _write_manifest(root, rows) -> str:
+    path = root / "manifest.csv"
+    with open(path, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return str(path)
+
+
+def _row(name: str, label: str, i: int, rate: int, codec: str = "wav_pcm_16") -> dict[str, str]:
+    return {
+        "path": name,
+        "label": label,
+        "system": "airy" if label == "spoof" else "bonafide",
+        "family": "airy" if label == "spoof" else "bonafide",
+        "speaker": f"spk{i % 4}",
+        "utt_group": f"u{i}",
+        "dataset": "generated",
+        "sample_rate": str(rate),
+        "codec": codec,
+    }
+
+
+# --------------------------------------------------------------------------- the band gate
+
+
+def test_top_band_tells_wide_band_audio_from_upsampled_audio():
+    wide = _wide_clip("real", 1)
+    narrow = resample(resample(wide, WIDE, 16_000), 16_000, WIDE)  # a 16-kHz recording saved at 22.05 kHz
+    assert top_band_db(wide, WIDE) > -40.0
+    assert top_band_db(narrow, WIDE) < -90.0
+    assert has_top_band(wide, WIDE) and not has_top_band(narrow, WIDE)
+    assert not has_top_band(speechlike(16_000, 2.0), 16_000)  # cannot hold the band
+    # The measure does not depend on the gain, and silence is -inf, not an error.
+    assert top_band_db(0.01 * wide, WIDE) == pytest.approx(top_band_db(wide, WIDE), abs=0.01)
+    assert top_band_db(np.zeros(WIDE, dtype=np.float32), WIDE) == float("-inf")
+    with pytest.raises(ValueError, match="no 8000-9800 Hz band"):
+        top_band_db(wide[:16_000], 16_000)
+
+
+def test_wide_band_subset_keeps_lossless_clips_that_have_the_band(tmp_path):
+    from voxguard.datasets import load_manifest
+    from voxguard.datasets.bandwidth import is_lossy, wide_band_subset
+
+    rows = []
+    for i in range(8):
+        label = "spoof" if i % 2 else "bonafide"
+        y = _wide_clip("airy" if i % 2 else "real", i)
+        if i < 4:
+            name = f"wide_{i}.wav"  # kept
+            sf.write(tmp_path / name, y, WIDE)
+            rows.append(_row(name, label, i, WIDE))
+        elif i < 6:
+            name = f"lossy_{i}.wav"  # the manifest says it went through MP3
+            sf.write(tmp_path / name, y, WIDE)
+            rows.append(_row(name, label, i, WIDE, codec="flac_pcm_16 (10 s segment of decoded mp3)"))
+        else:
+            name = f"upsampled_{i}.wav"  # 22.05 kHz on paper, nothing above 8 kHz
+            sf.write(tmp_path / name, resample(resample(y, WIDE, 16_000), 16_000, WIDE), WIDE)
+            rows.append(_row(name, label, i, WIDE))
+    dataset = load_manifest(_write_manifest(tmp_path, rows))
+    kept = wide_band_subset(dataset)
+    assert sorted(item.path.name for item in kept) == [f"wide_{i}.wav" for i in range(4)]
+    assert len(wide_band_subset(dataset, measure=False)) == 6  # the upsampled clips pass on paper
+    assert is_lossy("ogg_opus") and is_lossy("MP3") and not is_lossy("flac_pcm_16 (lossless from wav_pcm_16)")
+    with pytest.raises(VoxguardError, match="both real and fake"):
+        wide_band_subset(dataset.filter(label="bonafide"))
+
+
+# --------------------------------------------------------------------------- the mix
+
+
+def test_fusion_mixes_log_odds_and_keeps_the_main_score_where_the_companion_has_none():
+    from voxguard.models.companion import CompanionFusion
+
+    fusion = CompanionFusion(
+        main="m", intercept=0.0, w_main=1.0, w_companion=1.0, thresholds={"eer": 0.5}, min_top_band_db=-60.0
+    )
+    main = np.array([0.5, 0.8, 0.2, 0.9, np.nan])
+    comp = np.array([0.5, 0.8, 0.8, np.nan, 0.7])
+    mixed = fusion.fuse(main, comp)
+    assert mixed[0] == pytest.approx(0.5)
+    assert mixed[1] == pytest.approx(0.8**2 / (0.8**2 + 0.2**2))  # two agreeing 4:1 odds make 16:1
+    assert mixed[2] == pytest.approx(0.5)  # opposite evidence cancels
+    assert mixed[3] == pytest.approx(0.9) and np.isnan(mixed[4])
+    assert CompanionFusion.from_dict(fusion.to_dict()) == fusion
+    from voxguard.errors import ModelError
+
+    with pytest.raises(ModelError, match="malformed companion"):
+        CompanionFusion.from_dict({"main": "m"})
+
+
+def test_fit_companion_fusion_weighs_the_informative_model_and_measures_out_of_fold(tmp_path):
+    from voxguard.datasets import Dataset, Item
+    from voxguard.evaluate.companion import fit_companion_fusion
+
+    rng = np.random.default_rng(0)
+    n = 200
+    labels = np.arange(n) % 2
+    items = [
+        Item(
+            path=tmp_path / f"{i}.wav",
+            label="spoof" if labels[i] else "bonafide",
+            system="s",
+            family="f",
+            utt_group=f"g{i // 2}",
+        )
+        for i in range(n)
+    ]
+    dataset = Dataset(items)
+    informative = 1 / (1 + np.exp(-(3.0 * (labels - 0.5) + rng.normal(0, 1.0, n))))
+    noise = 1 / (1 + np.exp(-rng.normal(0, 1.0, n)))
+    fit = fit_companion_fusion(dataset, noise, informative, main="m", min_top_band_db=MIN_TOP_BAND_DB)
+    assert fit.fusion.w_companion > 5 * abs(fit.fusion.w_main)
+    eers = fit.metrics["eer_percent"]
+    assert eers["companion"] < 20.0 < eers["main"] and eers["mix"] < 25.0
+    assert 0.0 < fit.fusion.thresholds["eer"] <= fit.fusion.thresholds["low-fa"] < 1.0
+    assert np.isfinite(fit.oof_proba).all() and fit.metrics["clips"] == n
+    with pytest.raises(ValueError, match="need at least 20"):
+        fit_companion_fusion(dataset, np.full(n, np.nan), informative, main="m", min_top_band_db=-60.0)
+
+
+# --------------------------------------------------------------------------- scanning with a companion
+
+
+@pytest.fixture(scope="module")
+def companion_pair(tmp_path_factory):
+    """A tiny 16-kHz main model and a tiny wide-band companion whose card names it."""
+    from signals import write_tiny_corpus
+    from voxguard.datasets import load_manifest
+    from voxguard.evaluate.training import train_segmental
+    from voxguard.models.presets import get_preset
+    from voxguard.models.segmental import SegmentalClassifier
+
+    root = tmp_path_factory.mktemp("companion")
+    main_dir = root / "main"
+    main_dir.mkdir()
+    main = train_segmental(
+        load_manifest(write_tiny_corpus(main_dir, n=24)),
+        root / "tiny-main.onnx",
+        model=SegmentalClassifier(C=1.0, segment_s=2.0, hop_s=1.0),
+        name="tiny-main",
+        workers=1,
+        folds=3,
+        lofo=False,
+        progress=False,
+    )
+    wide_dir = root / "wide"
+    wide_dir.mkdir()
+    rows = []
+    for i in range(24):
+        kind = "airy" if i % 2 else "real"
+        sf.write(wide_dir / f"{kind}_{i}.wav", _wide_clip(kind, i), WIDE, subtype="PCM_16")
+        rows.append(_row(f"{kind}_{i}.wav", "spoof" if i % 2 else "bonafide", i, WIDE))
+    preset = get_preset("lfcc47h-810-flatness-wb-svm")
+    features = preset.model().features
+    wide = train_segmental(
+        load_manifest(_write_manifest(wide_dir, rows)),
+        root / "tiny-wb.onnx",
+        model=SegmentalClassifier(features=features, C=1.0, segment_s=2.0, hop_s=1.0),
+        name="tiny-wb",
+        preprocess_config=preset.preprocess(),
+        workers=1,
+        folds=3,
+        lofo=False,
+        progress=False,
+    )
+    card_file = wide.model_path.with_name("tiny-wb.card.json")
+    card = json.loads(card_file.read_text())
+    card["output"]["companion"] = {
+        "main": "tiny-main",
+        "intercept": 0.0,
+        "w_main": 0.2,
+        "w_companion": 1.0,
+        "thresholds": {"eer": 0.42, "low-fa": 0.77},
+        "min_top_band_db": MIN_TOP_BAND_DB,
+    }
+    card_file.write_text(json.dumps(card))
+    return main.model_path, wide.model_path
+
+
+def test_scanner_mixes_the_companion_in_only_where_the_band_is(companion_pair, tmp_path):
+    from voxguard.scan import Scanner
+
+    main_path, wb_path = companion_pair
+    plain = Scanner(str(main_path), wide_band=False)
+    mixed = Scanner(str(main_path), wide_band=wb_path)
+    assert plain.companion is None and mixed.companion is not None
+
+    airy = _wide_clip("airy", 101, duration=6.0)
+    path = tmp_path / "airy.wav"
+    sf.write(path, airy, WIDE, subtype="PCM_16")
+    alone, with_wb = plain.scan(path), mixed.scan(path)
+    assert alone.wide_band is None and alone.to_dict()["wide_band"] is None
+    use = with_wb.wide_band
+    assert use is not None and use.used and use.segments == len(with_wb.timeline)
+    assert use.top_band_db > MIN_TOP_BAND_DB
+    # The whistle at 9 kHz is invisible at 16 kHz; the companion sees it and the mix follows.
+    assert with_wb.probability > alone.probability
+    assert with_wb.threshold == 0.42 and alone.threshold != 0.42  # the mix's own operating point
+    assert with_wb.to_dict()["wide_band"]["used"] is True
+    # The same recording as an array gives the same result.
+    from_array = mixed.scan(airy, sr=WIDE)
+    assert from_array.wide_band.used and from_array.probability == pytest.approx(with_wb.probability, abs=1e-6)
+
+    # A 16-kHz file: the companion is not used, and the result says why; the scores are the main model's.
+    narrow = tmp_path / "narrow.wav"
+    sf.write(narrow, resample(airy, WIDE, 16_000), 16_000, subtype="PCM_16")
+    result = mixed.scan(narrow)
+    assert not result.wide_band.used and "16000 Hz" in result.wide_band.note
+    assert result.probability == pytest.approx(plain.scan(narrow).probability)
+    assert result.threshold == plain.threshold
+
+    # 44.1 kHz on paper, but resampled up from 16 kHz: measured, the band is not there.
+    upsampled = tmp_path / "upsampled.wav"
+    sf.write(upsampled, resample(resample(airy, WIDE, 16_000), 16_000, 44_100), 44_100, subtype="PCM_16")
+    result = mixed.scan(upsampled)
+    assert not result.wide_band.used and result.wide_band.top_band_db < MIN_TOP_BAND_DB
+    assert "no wide-band content" in result.wide_band.note
+
+    # An explicit threshold wins over the mix's.
+    assert Scanner(str(main_path), wide_band=wb_path, threshold=0.6).scan(path).threshold == 0.6
+
+
+def test_a_companion_fitted_with_another_model_is_refused(companion_pair):
+    from voxguard.errors import ModelError
+    from voxguard.scan import Scanner
+
+    _, wb_path = companion_pair
+    with pytest.raises(ModelError, match="fitted with 'tiny-main'"):
+        Scanner("seed-svm", wide_band=wb_path)
+
+
+def test_streamed_scans_say_the_companion_was_not_used(companion_pair):
+    from voxguard.scan import Scanner
+
+    main_path, wb_path = companion_pair
+    y = _wide_clip("real", 7, duration=8.0)
+    result = Scanner(str(main_path), wide_band=wb_path, stream_above_s=4.0).scan(y, sr=WIDE)
+    assert result.mode == "stream" and not result.wide_band.used
+    assert "streamed" in result.wide_band.note
+
+
+def test_companion_for_finds_the_shipped_companion_of_a_model():
+    from voxguard.models.companion import WideBandCompanion, companion_for
+    from voxguard.models.registry import available_models
+
+    for name, card in available_models().items():
+        spec = card.output.get("companion")
+        if isinstance(spec, dict):
+            path = companion_for(spec["main"])
+            assert path is not None and path.name == f"{name}.onnx"
+            assert WideBandCompanion.load(path).fusion.main == spec["main"]
+    assert companion_for("no-such-model") is None
+
+
+def test_a_wide_band_model_on_its_own_refuses_audio_without_the_band(companion_pair, tmp_path):
+    from voxguard.errors import NoWideBandError
+    from voxguard.scan import Scanner, expand_inputs, scan_many
+
+    _, wb_path = companion_pair
+    scanner = Scanner(str(wb_path), wide_band=False)
+    narrow = tmp_path / "narrow.wav"
+    sf.write(narrow, speechlike(16_000, 4.0), 16_000, subtype="PCM_16")
+    with pytest.raises(NoWideBandError, match="nothing there"):
+        scanner.scan(narrow)
+    wide = tmp_path / "wide.wav"
+    sf.write(wide, _wide_clip("real", 3, duration=4.0), WIDE, subtype="PCM_16")
+    results = list(scan_many(scanner, expand_inputs([narrow, wide])))
+    assert results[0].error.code == "no_wide_band" and results[1].ok

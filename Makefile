@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # torch comes from the machine's local CPU wheel; a bare "torch" would pull a multi-GB CUDA build.
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: demo test lint bench-features default-model model-perth model-v9 model-fisher model-v8 model-v7 model-v6 model-v5 model-v4 model-v3 model-v2 model-v1 clean
+.PHONY: demo test lint bench-features default-model model-perth model-wb model-v9 model-fisher model-v8 model-v7 model-v6 model-v5 model-v4 model-v3 model-v2 model-v1 clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -81,6 +81,17 @@ default-model model-v9: $(VENV)/.dev
 # (PyPI, MIT) with float16 weights; needs torch to read the checkpoint. docs/watermark.md.
 model-perth: $(VENV)/.dev
 	$(BIN)/python scripts/export_perth.py
+
+# voxguard-wb (nineteenth session): the default model's wide-band companion (docs/results.md,
+# "A wide-band companion"). The 8-9.8 kHz views at 22.05 kHz, trained on DEV's wide-band clips only;
+# the scanner mixes it in for recordings that have that band. Its mix with voxguard-v9 is fitted on
+# v9's grouped out-of-fold clean scores, which the robustness command writes first (about 15 min).
+MAIN_SCORES ?= reports/robustness-v9-clean/scores.csv
+model-wb: $(VENV)/.dev
+	test -f $(MAIN_SCORES) || $(BIN)/voxguard robustness --corpus $(CORPUS) --model voxguard-v9 \
+		--conditions clean --out $(dir $(MAIN_SCORES)) --scores-out $(MAIN_SCORES)
+	$(BIN)/python scripts/train_companion.py --corpus $(CORPUS) --main voxguard-v9 \
+		--main-scores $(MAIN_SCORES) --out src/voxguard/models/zoo/voxguard-wb.onnx
 
 # voxguard-v8 (the default in the fourteenth to sixteenth sessions; still in the zoo): v9 without
 # the Fisher-vector expert, its six experts and router byte for byte (10-dB babble 1.97x the clean

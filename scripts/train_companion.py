@@ -15,7 +15,8 @@
 The main model's scores come from (about 15 minutes for the clean condition alone):
 
     voxguard robustness --corpus ../shared/corpus/manifest.csv --model voxguard-v9 \\
-        --conditions clean --out reports/robustness-v9-clean
+        --conditions clean --out reports/robustness-v9-clean \\
+        --scores-out reports/robustness-v9-clean/scores.csv
 
 Then (about 10 minutes on 2 cores):
 
@@ -81,7 +82,7 @@ def main() -> None:
     dataset = wide_band_subset(load_dataset(str(args.corpus)))
     print(f"wide-band clips: {len(dataset)} ({int(dataset.labels().sum())} fake)", file=sys.stderr)
     preset = get_preset(args.preset)
-    command = "python " + " ".join(sys.argv)
+    command = "python scripts/train_companion.py " + " ".join(sys.argv[1:])
     result = train_segmental(
         dataset,
         args.out,
@@ -112,7 +113,10 @@ def main() -> None:
     card["metrics"]["companion_mix"] = fit.metrics | {
         "main_scores": f"{args.main_scores} column {column!r} (grouped out-of-fold, clean)",
     }
-    card["training"]["companion_command"] = command
+    card["notes"].append(
+        f"A wide-band companion of {main_card.name}: the scanner mixes it in only for recordings whose band "
+        "above 8 kHz is there (measured); alone it refuses audio without that band."
+    )
     card_file.write_text(json.dumps(card, indent=2) + "\n")
     print(json.dumps(fit.metrics, indent=2))
     print(f"mix: {fit.fusion.to_dict()}")

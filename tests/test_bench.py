@@ -14,6 +14,8 @@ from typer.testing import CliRunner
 from voxguard.bench import (
     SCAN_STAGE,
     SEED_STAGE,
+    WIDE_COMPANION_STAGE,
+    WIDE_MAIN_STAGE,
     bench_scale,
     bench_scan,
     format_scale_bench,
@@ -23,6 +25,7 @@ from voxguard.bench import (
     write_speech_wav,
 )
 from voxguard.cli_bench import bench_scan_cmd
+from voxguard.models.companion import companion_for
 from voxguard.models.registry import DEFAULT_MODEL
 
 
@@ -49,6 +52,7 @@ EXPECTED = {
     "features: all views",
     *(("pooling (segment mean/std)", "ONNX inference") if _default_is_pooled() else ("model (crops/members + ONNX)",)),
     SCAN_STAGE,
+    *((WIDE_MAIN_STAGE, WIDE_COMPANION_STAGE) if companion_for(DEFAULT_MODEL) is not None else ()),
     "seed-svm via voxguard (deepvoice + ONNX)",
     "seed-svm scan (load_detector('seed-svm').scan)",
     SEED_STAGE,

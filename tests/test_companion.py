@@ -297,3 +297,19 @@ def test_a_wide_band_model_on_its_own_refuses_audio_without_the_band(companion_p
     sf.write(wide, _wide_clip("real", 3, duration=4.0), WIDE, subtype="PCM_16")
     results = list(scan_many(scanner, expand_inputs([narrow, wide])))
     assert results[0].error.code == "no_wide_band" and results[1].ok
+
+
+def test_the_default_model_mixes_its_shipped_companion_in_for_wide_band_clips():
+    from pathlib import Path
+
+    from voxguard.scan import load_detector
+
+    examples = Path(__file__).resolve().parent.parent / "examples"
+    scanner = load_detector()
+    if scanner.companion is None:
+        pytest.skip("the default model has no shipped wide-band companion")
+    wide = scanner.scan(examples / "fake_melgan_reconstructed_0.flac")  # 22.05 kHz, MelGAN
+    assert wide.wide_band.used and wide.verdict.value == "FAKE"
+    assert wide.threshold == pytest.approx(scanner.companion.fusion.thresholds["eer"])
+    narrow = scanner.scan(examples / "real_librispeech_1688-142285-0002.flac")  # 16 kHz
+    assert not narrow.wide_band.used and narrow.threshold == scanner.threshold

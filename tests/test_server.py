@@ -144,6 +144,22 @@ def test_scan_result_matches_library(client: TestClient, scanner, speech_wav: by
     assert body["probability"] == expected["probability"]
     assert body["timeline"] == expected["timeline"]
     assert body["watermark"] is None and body["timeline"][0]["watermark"] is None  # not asked for
+    assert body["wide_band"] == expected["wide_band"]
+
+
+def test_scan_reports_the_wide_band_companion(client: TestClient, scanner) -> None:
+    # A 16-kHz upload: the companion is not used and the reply says why; a 22.05-kHz one with
+    # breath noise up to 11 kHz: it is, and the verdict used the mix's threshold.
+    rng = np.random.default_rng(5)
+    y = speechlike(22_050, 6.0) + 0.01 * rng.standard_normal(6 * 22_050).astype(np.float32)
+    narrow = upload(client, wav_bytes(speechlike(SR, 6.0))).json()
+    wide = upload(client, wav_bytes(y, sr=22_050)).json()
+    if scanner.companion is None:  # a default model without a shipped companion
+        assert narrow["wide_band"] is None and wide["wide_band"] is None
+        return
+    assert narrow["wide_band"]["used"] is False and "16000 Hz" in narrow["wide_band"]["note"]
+    assert wide["wide_band"]["used"] is True and wide["wide_band"]["top_band_db"] > -60
+    assert wide["threshold"] == pytest.approx(scanner.companion.fusion.thresholds["eer"], abs=1e-6)
 
 
 def test_scan_options_query_and_form(client: TestClient, speech_wav: bytes) -> None:

@@ -271,6 +271,10 @@ def format_bench_table(rows: list[dict[str, Any]]) -> str:
 #: Row names of :func:`bench_scan` (feature rows are named ``features: VIEW`` after the model's views).
 SEED_STAGE = "seed pipeline (librosa + sklearn SVC)"
 SCAN_STAGE = "scan (load_detector().scan)"
+#: Stages timed when the model has a wide-band companion (generated input only): the same speech
+#: at 22.05 kHz scanned by the main model alone, and with the companion mixed in.
+WIDE_MAIN_STAGE = "scan 22.05-kHz input, main model only"
+WIDE_COMPANION_STAGE = "scan 22.05-kHz input with the wide-band companion"
 _SYNTH_BLOCK_S = 30.0  # synth_speech's memory grows ~45 bytes per harmonic per sample: generate in blocks
 
 
@@ -537,6 +541,27 @@ def bench_scan(
                 )
             )
         stages.append((SCAN_STAGE, lambda: [scanner.scan(p) for p in paths], f"model {det.name}"))
+        if scanner.companion is not None and isinstance(files_or_duration, int | float):
+            # Wide-band input: the same generated speech at 22.05 kHz (it has the band above 8 kHz),
+            # scanned by the main model alone and with the companion mixed in.
+            wide_path = tmp / f"speech_{files_or_duration:g}s_22k.wav"
+            write_speech_wav(wide_path, float(files_or_duration), 22_050)
+            narrow_scanner = load_detector(model, wide_band=False)
+            name = scanner.companion.name
+            stages.append(
+                (
+                    WIDE_MAIN_STAGE,
+                    lambda: narrow_scanner.scan(wide_path),
+                    "--no-wide-band",
+                )
+            )
+            stages.append(
+                (
+                    WIDE_COMPANION_STAGE,
+                    lambda: scanner.scan(wide_path),
+                    f"{det.name} + {name}",
+                )
+            )
         if watermark:
             from voxguard.models.watermark import load_watermark_decoder
 

@@ -32,6 +32,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 
 import numpy as np
+import scipy.fft
 
 from voxguard.errors import FeatureError
 from voxguard.features import spectral
@@ -135,9 +136,12 @@ FLOOR_PERCENTILE = 10.0
 
 
 def shared_n_fft(sr: int) -> int:
-    """FFT size of the shared spectrum: the power of two that holds a 25 ms window, at least 512
-    (512 up to 20.48 kHz, 1024 at 22.05-40.96 kHz)."""
-    return max(512, 1 << max(0, round(0.025 * sr) - 1).bit_length())
+    """FFT size of the shared spectrum: 512 while a 25 ms window fits (up to 20.48 kHz, as every
+    16-kHz model was trained), above that the smallest fast real-FFT length that holds the window
+    (576 at 22.05 kHz, 600 at 24 kHz): zero padding to a power of two would add bins, and time,
+    without adding resolution."""
+    window = round(0.025 * sr)
+    return 512 if window <= 512 else scipy.fft.next_fast_len(window, real=True)
 
 
 def _level_db(frame_power: np.ndarray) -> np.ndarray:

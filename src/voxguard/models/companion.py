@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from voxguard.audio import SpeechActivity
 from voxguard.audio.bandwidth import top_band_db
 from voxguard.errors import ModelError, VoxguardError
 from voxguard.models.detector import Detector
@@ -151,7 +152,15 @@ class WideBandCompanion:
         assert self.detector.sample_rate is not None
         return self.detector.sample_rate
 
-    def score(self, y: np.ndarray, sr: int, starts_s: np.ndarray, ends_s: np.ndarray) -> CompanionScores:
+    def score(
+        self,
+        y: np.ndarray,
+        sr: int,
+        starts_s: np.ndarray,
+        ends_s: np.ndarray,
+        *,
+        activity: SpeechActivity | None = None,
+    ) -> CompanionScores:
         """The companion's P(fake) for the main model's segments.
 
         Parameters
@@ -161,6 +170,9 @@ class WideBandCompanion:
         sr : int
         starts_s, ends_s : np.ndarray, shape (n_segments,)
             The main model's segments, in seconds of the input recording.
+        activity : SpeechActivity, optional
+            Speech detection the scanner already ran on the same recording (at another rate:
+            its decisions are in seconds), reused by the preprocessing instead of a second VAD.
 
         Returns
         -------
@@ -175,7 +187,7 @@ class WideBandCompanion:
             return CompanionScores(band_db, None)
         proba = np.full(len(starts_s), np.nan)
         try:
-            yp, srp, offset = self.detector.prepare_array(y, sr)
+            yp, srp, offset = self.detector.prepare_array(y, sr, activity=activity, check_band=False)
         except VoxguardError:
             return CompanionScores(band_db, proba)  # too little speech for its preprocessing
         # The same stretches of the recording, in samples of the companion's prepared signal.

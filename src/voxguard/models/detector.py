@@ -127,19 +127,26 @@ class Detector:
         return self.prepare_array(audio.samples, audio.sample_rate)
 
     def prepare_array(
-        self, y: np.ndarray, sr: int, *, trim: bool = True, activity: SpeechActivity | None = None
+        self,
+        y: np.ndarray,
+        sr: int,
+        *,
+        trim: bool = True,
+        activity: SpeechActivity | None = None,
+        check_band: bool = True,
     ) -> tuple[np.ndarray, int, float]:
         """Bring a decoded mono signal to the model's rate and preprocessing.
 
         ``trim=False`` keeps leading/trailing non-speech (for blocks of a stream, whose edges are
         not the recording's edges). ``activity``: speech detection already run on ``y`` (reused
-        when no resampling is needed). Returns ``(y, sr, offset_s)``; ``offset_s`` is where the
-        output starts in the input.
+        when no resampling is needed). ``check_band=False``: a wide-band model skips its check that
+        the band above 8 kHz is there (the caller measured it). Returns ``(y, sr, offset_s)``;
+        ``offset_s`` is where the output starts in the input.
         """
         if self.sample_rate is not None and sr != self.sample_rate:
             audio = from_array(y, sr, target_sr=self.sample_rate)
             y, sr = audio.samples, audio.sample_rate
-        if trim and self.segmental is not None and self.segmental.wide_band:
+        if check_band and trim and self.segmental is not None and self.segmental.wide_band:
             self._check_wide_band(y, sr)
         offset = 0.0
         if self.preprocess_config is not None:

@@ -41,7 +41,7 @@ from typing import Any
 
 import numpy as np
 
-from voxguard.audio import detect_speech, from_array, iter_blocks, load, probe, segment_bounds
+from voxguard.audio import SpeechActivity, detect_speech, from_array, iter_blocks, load, probe, segment_bounds
 from voxguard.audio.bandwidth import TOP_BAND_HZ
 from voxguard.audio.decode import AudioSource, materialise, source_name
 from voxguard.audio.load import peak_amplitude
@@ -400,7 +400,7 @@ class Scanner:
             scores = proba = np.zeros(0)
         starts = np.clip(bounds[:, 0] / srp + offset, 0.0, duration)
         ends = np.clip(bounds[:, 1] / srp + offset, 0.0, duration)
-        proba, wide_band = self._with_companion(proba, starts, ends, wide, native_rate)
+        proba, wide_band = self._with_companion(proba, starts, ends, wide, native_rate, activity)
         marks = self._mark_frames(y, sr)
         return _Scored(
             wide_band=wide_band,
@@ -425,6 +425,7 @@ class Scanner:
         ends: np.ndarray,
         wide: np.ndarray | None,
         native_rate: int | None,
+        activity: SpeechActivity | None = None,
     ) -> tuple[np.ndarray, WideBandUse | None]:
         """The segment probabilities mixed with the wide-band companion's, when it applies."""
         companion = self.companion
@@ -436,7 +437,7 @@ class Scanner:
             return proba, dataclasses.replace(use, note=note)
         if len(proba) == 0:
             return proba, dataclasses.replace(use, note="no segment to score")
-        got = companion.score(wide, companion.sample_rate, starts, ends)
+        got = companion.score(wide, companion.sample_rate, starts, ends, activity=activity)
         gate = companion.fusion.min_top_band_db
         use = dataclasses.replace(use, top_band_db=got.top_band_db)
         if got.proba is None:

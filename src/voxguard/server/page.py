@@ -57,6 +57,7 @@ by this server only; nothing is sent elsewhere.</p>
      (threshold <span id="thr"></span>, model <span id="model"></span>)</p>
   <p id="reason"></p>
   <p id="mark" hidden></p>
+  <p id="wideband" hidden></p>
   <h3>Timeline</h3>
   <div id="chart"></div>
   <details><summary>Timeline as a table</summary>
@@ -131,6 +132,12 @@ function show(r) {
         "the audio went through a Perth watermarker such as Chatterbox TTS."
       : `No Perth watermark claimed (confidence ${fmt(wm.confidence, 2)}${wm.note ? "; " + wm.note : ""}). ` +
         "Most generators do not mark their output, so this says nothing about whether the speech is real.";
+  const wb = r.wide_band;
+  $("wideband").hidden = !wb;
+  if (wb) $("wideband").textContent = wb.used
+      ? `The band above 8 kHz is there (${fmt(wb.top_band_db, 0)} dB): ${wb.model} scored it too, ` +
+        "and the probabilities mix both models."
+      : `Scored at 16 kHz only (${wb.note || "no wide-band content"}).`;
   $("chart").innerHTML = chart(r.timeline, r.threshold, r.duration_s);
   const rows = $("rows"); rows.textContent = "";
   for (const s of r.timeline) {

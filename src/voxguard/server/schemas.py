@@ -47,6 +47,16 @@ class WatermarkOut(BaseModel):
     passages: list[PassageOut] = Field(default=[], description="Timeline stretches that reach the threshold.")
 
 
+class WideBandOut(BaseModel):
+    """What the model's wide-band companion did (present when the model has one)."""
+
+    model: str = Field(examples=["voxguard-wb"])
+    used: bool = Field(description="Whether its 8-9.8 kHz scores were mixed into the segment probabilities.")
+    top_band_db: float | None = Field(description="The recording's 8-9.8 kHz power relative to its total, in dB.")
+    segments: int
+    note: str | None = None
+
+
 class ScanOut(BaseModel):
     """A scan result: ``ScanResult.to_dict()`` plus the stored scan's ``id``."""
 
@@ -73,6 +83,7 @@ class ScanOut(BaseModel):
     elapsed_s: float | None
     plot: str | None = None
     watermark: WatermarkOut | None = None
+    wide_band: WideBandOut | None = None
     timeline: list[SegmentOut]
 
 

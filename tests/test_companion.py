@@ -313,3 +313,18 @@ def test_the_default_model_mixes_its_shipped_companion_in_for_wide_band_clips():
     assert wide.threshold == pytest.approx(scanner.companion.fusion.thresholds["eer"])
     narrow = scanner.scan(examples / "real_librispeech_1688-142285-0002.flac")  # 16 kHz
     assert not narrow.wide_band.used and narrow.threshold == scanner.threshold
+
+
+def test_train_and_compare_refuse_a_corpus_without_wide_band_clips(tmp_path):
+    from typer.testing import CliRunner
+
+    from voxguard.cli import app
+
+    sf.write(tmp_path / "a.wav", speechlike(16_000, 2.0), 16_000)
+    sf.write(tmp_path / "b.wav", speechlike(16_000, 2.0, seed=1), 16_000)
+    manifest = _write_manifest(tmp_path, [_row("a.wav", "bonafide", 0, 16_000), _row("b.wav", "spoof", 1, 16_000)])
+    for command in ("compare", "train"):
+        args = [command, manifest, "--wide-band-only", "--model" + ("s" if command == "compare" else "")]
+        result = CliRunner().invoke(app, [*args, "lfcc47h-810-flatness-wb-svm"])
+        assert result.exit_code == 2, (command, result.output)
+        assert "band above 8 kHz" in result.output and "Traceback" not in result.output

@@ -179,18 +179,25 @@ def compare(
     import time
 
     from voxguard.cli import err
+    from voxguard.errors import VoxguardError
     from voxguard.evaluate.protocols import run_protocol
     from voxguard.evaluate.training import describe_protocol_rows
     from voxguard.models.segmental import build_segment_table
 
     split = None
-    if test_on:
-        from voxguard.datasets.splits import cross_corpus_split
+    try:
+        if test_on:
+            from voxguard.datasets.splits import cross_corpus_split
 
-        dataset, split = cross_corpus_split(_load(manifests, wide_band_only), _load(test_on, wide_band_only))
-        protocol = "cross"
-    else:
-        dataset = _load(manifests, wide_band_only)
+            dataset, split = cross_corpus_split(_load(manifests, wide_band_only), _load(test_on, wide_band_only))
+            protocol = "cross"
+        else:
+            dataset = _load(manifests, wide_band_only)
+    except VoxguardError as exc:
+        from voxguard.cli import EXIT_FILE_FAILED, _report_error
+
+        _report_error(", ".join(map(str, manifests)), exc)
+        raise typer.Exit(EXIT_FILE_FAILED) from None
     labels = dataset.labels()
     rows, results = [], []
     family_list = [f.strip() for f in families.split(",") if f.strip()] if families else None

@@ -67,7 +67,7 @@ def wide_band_subset(dataset: Dataset, min_rate: int = 22_050, *, measure: bool 
     classes = {item.label for item in subset}
     if len(classes) < 2:
         raise VoxguardError(
-            f"{len(subset)} of {len(dataset)} clips are lossless at {min_rate} Hz or more, "
-            f"with classes {sorted(classes) or 'none'}: a wide-band model needs both real and fake clips"
+            f"{len(subset)} of {len(dataset)} clips are lossless at {min_rate} Hz or more with the band above "
+            f"8 kHz present, with classes {sorted(classes) or 'none'}: a wide-band model needs both real and fake clips"
         )
     return subset

@@ -119,12 +119,9 @@ def test_fusion_mixes_log_odds_and_keeps_the_main_score_where_the_companion_has_
         CompanionFusion.from_dict({"main": "m"})
 
 
-def test_fit_companion_fusion_weighs_the_informative_model_and_measures_out_of_fold(tmp_path):
+def _toy_dataset(tmp_path, n: int = 200):
     from voxguard.datasets import Dataset, Item
-    from voxguard.evaluate.companion import fit_companion_fusion
 
-    rng = np.random.default_rng(0)
-    n = 200
     labels = np.arange(n) % 2
     items = [
         Item(
@@ -136,17 +133,47 @@ def test_fit_companion_fusion_weighs_the_informative_model_and_measures_out_of_f
         )
         for i in range(n)
     ]
-    dataset = Dataset(items)
-    informative = 1 / (1 + np.exp(-(3.0 * (labels - 0.5) + rng.normal(0, 1.0, n))))
-    noise = 1 / (1 + np.exp(-rng.normal(0, 1.0, n)))
+    return Dataset(items), labels
+
+
+def _proba(labels: np.ndarray, strength: float, rng: np.random.Generator) -> np.ndarray:
+    return 1 / (1 + np.exp(-(strength * (labels - 0.5) + rng.normal(0, 1.0, len(labels)))))
+
+
+def test_fit_companion_fusion_weighs_the_informative_model_and_measures_out_of_fold(tmp_path):
+    from voxguard.evaluate.companion import fit_companion_fusion
+
+    rng = np.random.default_rng(0)
+    dataset, labels = _toy_dataset(tmp_path)
+    n = len(labels)
+    informative, noise = _proba(labels, 3.0, rng), _proba(labels, 0.0, rng)
     fit = fit_companion_fusion(dataset, noise, informative, main="m", min_top_band_db=MIN_TOP_BAND_DB)
     assert fit.fusion.w_companion > 5 * abs(fit.fusion.w_main)
     eers = fit.metrics["eer_percent"]
     assert eers["companion"] < 20.0 < eers["main"] and eers["mix"] < 25.0
     assert 0.0 < fit.fusion.thresholds["eer"] <= fit.fusion.thresholds["low-fa"] < 1.0
-    assert np.isfinite(fit.oof_proba).all() and fit.metrics["clips"] == n
+    assert np.isfinite(fit.oof_proba["clean"]).all() and fit.metrics["clips"] == n
     with pytest.raises(ValueError, match="need at least 20"):
         fit_companion_fusion(dataset, np.full(n, np.nan), informative, main="m", min_top_band_db=-60.0)
+
+
+def test_fit_on_degraded_conditions_lowers_the_weight_of_a_model_that_breaks_under_them(tmp_path):
+    from voxguard.evaluate.companion import fit_companion_fusion
+
+    rng = np.random.default_rng(1)
+    dataset, labels = _toy_dataset(tmp_path)
+    # The companion is the better model on clean clips, useless under noise; the main holds up.
+    main = {"clean": _proba(labels, 2.0, rng), "noise": _proba(labels, 2.0, rng)}
+    comp = {"clean": _proba(labels, 3.0, rng), "noise": _proba(labels, 0.0, rng)}
+    clean_only = fit_companion_fusion(dataset, main, comp, main="m", min_top_band_db=-60.0, fit_conditions=["clean"])
+    both = fit_companion_fusion(dataset, main, comp, main="m", min_top_band_db=-60.0)
+    assert both.metrics["fitted_on"] == ["clean", "noise"]
+    assert both.fusion.w_companion / both.fusion.w_main < clean_only.fusion.w_companion / clean_only.fusion.w_main
+    by_condition = both.metrics["eer_percent_by_condition"]
+    assert set(by_condition) == {"clean", "noise"}
+    assert by_condition["noise"]["mix"] < clean_only.metrics["eer_percent_by_condition"]["noise"]["mix"]
+    with pytest.raises(ValueError, match="no scores of both models"):
+        fit_companion_fusion(dataset, main, comp, main="m", min_top_band_db=-60.0, fit_conditions=["reverb"])
 
 
 # --------------------------------------------------------------------------- scanning with a companion
@@ -328,3 +355,15 @@ def test_train_and_compare_refuse_a_corpus_without_wide_band_clips(tmp_path):
         result = CliRunner().invoke(app, [*args, "lfcc47h-810-flatness-wb-svm"])
         assert result.exit_code == 2, (command, result.output)
         assert "band above 8 kHz" in result.output and "Traceback" not in result.output
+
+
+def test_lossy_wide_band_files_get_the_companion_when_the_band_survives(companion_pair, tmp_path):
+    # MP3 at 128 kbit/s keeps 8-10 kHz: the band is measured, not inferred from the codec.
+    from signals import encode_with_av
+    from voxguard.scan import Scanner
+
+    main_path, wb_path = companion_pair
+    path = tmp_path / "airy.mp3"
+    encode_with_av(path, _wide_clip("airy", 11, duration=5.0), WIDE, container="mp3", codec="libmp3lame")
+    result = Scanner(str(main_path), wide_band=wb_path).scan(path)
+    assert result.wide_band.used and result.wide_band.top_band_db > MIN_TOP_BAND_DB

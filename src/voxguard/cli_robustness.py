@@ -44,6 +44,14 @@ def robustness(
     ] = None,
     workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 2,
     seed: Annotated[int, typer.Option(help="Seed for subsets, folds and degradations.")] = 0,
+    wide_band_only: Annotated[
+        bool,
+        typer.Option(
+            "--wide-band-only",
+            help="Keep only lossless clips whose native rate is at least 22.05 kHz and whose band above "
+            "8 kHz is there (for a wide-band model such as voxguard-wb).",
+        ),
+    ] = False,
     list_conditions: Annotated[bool, typer.Option("--list", help="List the conditions and exit.")] = False,
 ) -> None:
     """Measure how EER changes under codecs, noise, telephone, reverberation, gain and resampling."""
@@ -71,7 +79,7 @@ def robustness(
         from voxguard.cli_train import _load
 
         chosen = rb.resolve_conditions(conditions)
-        dataset = _load(corpus)
+        dataset = _load(corpus, wide_band_only)
         if limit and limit < len(dataset):
             dataset = dataset[np.sort(np.random.default_rng(seed).choice(len(dataset), limit, replace=False))]
         model_path = resolve_model(model or DEFAULT_MODEL)

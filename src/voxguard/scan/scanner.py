@@ -335,10 +335,13 @@ class Scanner:
             blocks = iter_blocks(source, sr=self._rate, block_s=_DECODE_BLOCK_S)
             return self._scan_stream(blocks, rate, want_env)
         audio = load(source, sr=self._rate, max_duration_s=None)
-        wide = None
-        if self.companion is not None and info.sample_rate > 2 * TOP_BAND_HZ[1]:
-            wide = load(source, sr=self.companion.sample_rate, max_duration_s=None).samples
-        return self._scan_whole(audio.samples, audio.sample_rate, want_env, wide, info.sample_rate)
+        wide, why = None, None
+        if self.companion is not None:
+            if info.sample_rate > 2 * TOP_BAND_HZ[1]:
+                wide = load(source, sr=self.companion.sample_rate, max_duration_s=None).samples
+            else:
+                why = f"the recording's rate ({info.sample_rate} Hz) holds nothing above 8 kHz"
+        return self._scan_whole(audio.samples, audio.sample_rate, want_env, wide, why)
 
     def _scan_array(self, y: np.ndarray, sr: int, want_env: bool) -> _Scored:
         audio = from_array(y, sr, target_sr=self._rate)
@@ -349,10 +352,13 @@ class Scanner:
         if len(y) / rate > self.stream_above_s:
             step = int(_DECODE_BLOCK_S * rate)
             return self._scan_stream((y[i : i + step] for i in range(0, len(y), step)), rate, want_env)
-        wide = None
-        if self.companion is not None and native > 2 * TOP_BAND_HZ[1]:
-            wide = from_array(given, native, target_sr=self.companion.sample_rate).samples
-        return self._scan_whole(y, rate, want_env, wide, native)
+        wide, why = None, None
+        if self.companion is not None:
+            if native > 2 * TOP_BAND_HZ[1]:
+                wide = from_array(given, native, target_sr=self.companion.sample_rate).samples
+            else:
+                why = f"the recording's rate ({native} Hz) holds nothing above 8 kHz"
+        return self._scan_whole(y, rate, want_env, wide, why)
 
     # ------------------------------------------------------------------ whole-file mode
 
@@ -376,7 +382,7 @@ class Scanner:
         return seg_n, hop_n, unit * max(1, round(target / unit)), win_n
 
     def _scan_whole(
-        self, y: np.ndarray, sr: int, want_env: bool, wide: np.ndarray | None = None, native_rate: int | None = None
+        self, y: np.ndarray, sr: int, want_env: bool, wide: np.ndarray | None = None, why_narrow: str | None = None
     ) -> _Scored:
         duration = len(y) / sr
         if len(y) == 0:
@@ -400,7 +406,7 @@ class Scanner:
             scores = proba = np.zeros(0)
         starts = np.clip(bounds[:, 0] / srp + offset, 0.0, duration)
         ends = np.clip(bounds[:, 1] / srp + offset, 0.0, duration)
-        proba, wide_band = self._with_companion(proba, starts, ends, wide, native_rate, activity)
+        proba, wide_band = self._with_companion(proba, starts, ends, wide, why_narrow, activity)
         marks = self._mark_frames(y, sr)
         return _Scored(
             wide_band=wide_band,
@@ -424,17 +430,17 @@ class Scanner:
         starts: np.ndarray,
         ends: np.ndarray,
         wide: np.ndarray | None,
-        native_rate: int | None,
+        why_narrow: str | None,
         activity: SpeechActivity | None = None,
     ) -> tuple[np.ndarray, WideBandUse | None]:
-        """The segment probabilities mixed with the wide-band companion's, when it applies."""
+        """The segment probabilities mixed with the wide-band companion's, when it applies
+        (``wide``: the recording at its rate; ``None``, with ``why_narrow`` saying why not)."""
         companion = self.companion
         if companion is None:
             return proba, None
         use = WideBandUse(model=companion.name)
         if wide is None:
-            note = f"the recording's rate ({native_rate} Hz) holds nothing above 8 kHz"
-            return proba, dataclasses.replace(use, note=note)
+            return proba, dataclasses.replace(use, note=why_narrow)
         if len(proba) == 0:
             return proba, dataclasses.replace(use, note="no segment to score")
         got = companion.score(wide, companion.sample_rate, starts, ends, activity=activity)

@@ -21,6 +21,9 @@ MIN_TOP_BAND_DB = -60.0
 #: Frames within this many dB of the loud frames (95th percentile) count.
 _LOUD_RANGE_DB = 30.0
 _FRAME_S = 0.046  # about 1024 samples at 22.05 kHz; frames do not overlap (a cheap estimate)
+#: At most this many frames are analysed, evenly spread over the recording (about 14 s of a long
+#: one): a level ratio over the loud frames needs no more, and the gate stays cheap.
+_MAX_FRAMES = 300
 
 
 def top_band_db(y: np.ndarray, sr: int, band_hz: tuple[float, float] = TOP_BAND_HZ) -> float:
@@ -45,7 +48,10 @@ def top_band_db(y: np.ndarray, sr: int, band_hz: tuple[float, float] = TOP_BAND_
     count = len(y) // n
     if count == 0:
         return float("-inf")
-    frames = np.asarray(y[: count * n], dtype=np.float32).reshape(count, n) * np.hanning(n).astype(np.float32)
+    frames = np.asarray(y[: count * n], dtype=np.float32).reshape(count, n)
+    if count > _MAX_FRAMES:
+        frames = frames[np.linspace(0, count - 1, _MAX_FRAMES).round().astype(np.int64)]
+    frames = frames * np.hanning(n).astype(np.float32)
     power = np.abs(scipy.fft.rfft(frames, axis=1)) ** 2
     total = power.sum(axis=1)
     if not total.any():

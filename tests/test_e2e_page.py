@@ -99,6 +99,10 @@ def test_scan_verdict_chart_and_feedback(browser, server: LocalServer, tmp_path:
         assert bars.count() == sum(s["probability"] is not None for s in body["timeline"]) >= 1
         assert page.locator("#chart svg line[stroke-dasharray]").count() == 1
         assert page.locator("#chart svg #markline").count() == 0  # no watermark check asked
+        # The MelGAN clip is 22.05 kHz with its top band: the page says the companion scored it.
+        if body["wide_band"] is not None:
+            text = page.inner_text("#wideband")
+            assert ("scored it too" in text) == body["wide_band"]["used"], text
         assert "highest" in page.text_content("#chart svg desc")
         assert page.locator("#rows tr").count() == len(body["timeline"])
         box = page.locator("#chart svg").bounding_box()

@@ -55,7 +55,7 @@ from voxguard.models.onnx_model import ModelCard, card_path, sigmoid
 from voxguard.models.presets import get_preset
 from voxguard.models.registry import resolve_model
 
-DEFAULT_PRESET = "lfcc47h-810-flatness-wb-svm"
+DEFAULT_PRESET = "lfcc47h-810-flatness-wb-fisher-svm"
 
 
 def robustness_scores(path: Path, dataset: Dataset, card: ModelCard, label: str | None) -> dict[str, np.ndarray]:
@@ -148,7 +148,8 @@ def main() -> None:
     card = json.loads(card_file.read_text())
     card["output"][COMPANION_KEY] = fit.fusion.to_dict()
     card["metrics"]["companion_mix"] = fit.metrics | {
-        "main_scores": f"{main_card.name}: grouped out-of-fold scores from `voxguard robustness` ({args.main_scores.name})",
+        "main_scores": f"{main_card.name}: grouped out-of-fold scores from `voxguard robustness` "
+        f"({args.main_scores.name})",
         "companion_scores": "grouped out-of-fold scores from `voxguard robustness --wide-band-only`"
         if args.companion_scores is not None
         else "grouped out-of-fold scores of its training (clean only)",

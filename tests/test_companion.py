@@ -367,3 +367,27 @@ def test_lossy_wide_band_files_get_the_companion_when_the_band_survives(companio
     encode_with_av(path, _wide_clip("airy", 11, duration=5.0), WIDE, container="mp3", codec="libmp3lame")
     result = Scanner(str(main_path), wide_band=wb_path).scan(path)
     assert result.wide_band.used and result.wide_band.top_band_db > MIN_TOP_BAND_DB
+
+
+def test_csv_and_parquet_say_whether_the_companion_was_used(tmp_path):
+    from pathlib import Path
+
+    from typer.testing import CliRunner
+
+    from voxguard.cli import app
+    from voxguard.scan import load_detector
+
+    if load_detector().companion is None:
+        pytest.skip("the default model has no shipped wide-band companion")
+    examples = Path(__file__).resolve().parent.parent / "examples"
+    wide, narrow = examples / "fake_melgan_reconstructed_0.flac", examples / "real_librispeech_1688-142285-0002.flac"
+    out = tmp_path / "r.csv"
+    r = CliRunner().invoke(app, ["scan", str(wide), str(narrow), "--format", "csv", "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    rows = {Path(row["path"]).name: row for row in csv.DictReader(out.open())}
+    assert rows[wide.name]["wide_band_used"] == "True" and rows[narrow.name]["wide_band_used"] == "False"
+    pq = pytest.importorskip("pyarrow.parquet", reason="pyarrow is not installed")
+    target = tmp_path / "r.parquet"
+    r = CliRunner().invoke(app, ["scan", str(wide), "--format", "parquet", "--out", str(target)])
+    assert r.exit_code == 0, r.output
+    assert pq.read_table(target).column("wide_band_used").to_pylist() == [True]

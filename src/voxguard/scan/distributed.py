@@ -942,7 +942,7 @@ class ParquetResultWriter:
         cols += [("operating_point", s), ("margin", f64), ("model", s), ("duration_s", f64), ("speech_s", f64)]
         cols += [("segment_s", f64), ("hop_s", f64), ("mode", s), ("reason", s), ("error_code", s)]
         cols += [("error_message", s), ("elapsed_s", f64), ("watermark_confidence", f64)]
-        cols += [("watermark_detected", pa.bool_()), ("timeline", pa.list_(seg))]
+        cols += [("watermark_detected", pa.bool_()), ("wide_band_used", pa.bool_()), ("timeline", pa.list_(seg))]
         self.schema = pa.schema(cols, metadata={"voxguard": json.dumps(self.meta)})
         self._stream = open_output(self.target, "wb")
         self._writer = pq.ParquetWriter(self._stream, self.schema)
@@ -955,6 +955,7 @@ class ParquetResultWriter:
         d["error_code"], d["error_message"] = err.get("code"), err.get("message")
         mark = d.pop("watermark", None) or {}  # null unless the scan checked for a watermark
         d["watermark_confidence"], d["watermark_detected"] = mark.get("confidence"), mark.get("detected")
+        d["wide_band_used"] = (d.pop("wide_band", None) or {}).get("used")  # null without a companion
         self._rows.append(d)
         if len(self._rows) >= self.row_group:
             self._flush()

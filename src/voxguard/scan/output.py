@@ -47,6 +47,7 @@ CSV_COLUMNS = (
     "top_segment_probability",
     "watermark_confidence",
     "watermark_detected",
+    "wide_band_used",
     "reason",
     "error_code",
     "error_message",
@@ -70,6 +71,8 @@ def csv_row(result: ScanResult) -> dict[str, Any]:
         "top_segment_probability": top_d.get("probability"),
         "watermark_confidence": mark.get("confidence"),
         "watermark_detected": mark.get("detected"),
+        # Empty unless the model has a wide-band companion.
+        "wide_band_used": (d.get("wide_band") or {}).get("used"),
         "error_code": err.get("code"),
         "error_message": err.get("message"),
     }

@@ -134,3 +134,5 @@ def test_models_command():
     wide = runner.invoke(app, ["models"])
     row = next(line for line in wide.stdout.splitlines() if "voxguard-v3.svm2" in line)
     assert "member of voxguard-v3" in row
+    row = next(line for line in wide.stdout.splitlines() if "voxguard-wb " in line)
+    assert f"wide-band companion of {DEFAULT_MODEL}" in row

@@ -332,10 +332,16 @@ def models(
         else:
             summary = f"EER {m.get('eer', float('nan')) * 100:.2f} % ({m.get('split', '?')})"
         kind = card.features.get("kind", "?")
+        companion = card.output.get("companion")
+        if model_name in member_of:
+            kind = f"{kind} (member of {member_of[model_name]})"
+        elif isinstance(companion, dict):
+            # A wide-band companion: used beside its main model, on recordings with the band above 8 kHz.
+            kind = f"{kind} (wide-band companion of {companion.get('main')})"
         table.add_row(
             model_name,
             "yes" if model_name == DEFAULT_MODEL else "",
-            f"{kind} (member of {member_of[model_name]})" if model_name in member_of else kind,
+            kind,
             summary,
             card.created,
         )

@@ -391,3 +391,22 @@ def test_csv_and_parquet_say_whether_the_companion_was_used(tmp_path):
     r = CliRunner().invoke(app, ["scan", str(wide), "--format", "parquet", "--out", str(target)])
     assert r.exit_code == 0, r.output
     assert pq.read_table(target).column("wide_band_used").to_pylist() == [True]
+
+
+def test_the_service_setting_turns_the_companion_off(tmp_path):
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from voxguard.server.app import create_app
+    from voxguard.server.settings import Settings
+
+    assert Settings.from_env({}).wide_band is True
+    settings = Settings.from_env({"VOXGUARD_WIDE_BAND": "false", "VOXGUARD_DATA_DIR": str(tmp_path / "d")})
+    assert settings.wide_band is False
+    with pytest.raises(ValueError, match="VOXGUARD_WIDE_BAND"):
+        Settings.from_env({"VOXGUARD_WIDE_BAND": "maybe"})
+    wide = tmp_path / "wide.wav"
+    sf.write(wide, _wide_clip("real", 5, duration=4.0), WIDE, subtype="PCM_16")
+    with TestClient(create_app(settings)) as client:
+        body = client.post("/v1/scan", files={"file": ("w.wav", wide.read_bytes(), "audio/wav")}).json()
+    assert body["wide_band"] is None  # the service scans at 16 kHz only

@@ -46,6 +46,10 @@ def serve(
         bool,
         typer.Option("--watermark", help="Check every upload for the Perth watermark unless a request says otherwise."),
     ] = False,
+    no_wide_band: Annotated[
+        bool,
+        typer.Option("--no-wide-band", help="Score every upload at 16 kHz only (no wide-band companion; faster)."),
+    ] = False,
     workers: Annotated[int, typer.Option(help="Worker processes (each loads the model once).", min=1)] = 1,
 ) -> None:
     """Run the REST API (needs the "server" extra): POST /v1/scan, GET /v1/scans/{id}, /docs."""
@@ -67,6 +71,8 @@ def serve(
         os.environ["VOXGUARD_STORE_VECTORS"] = "false"
     if watermark:
         os.environ["VOXGUARD_WATERMARK"] = "true"
+    if no_wide_band:
+        os.environ["VOXGUARD_WIDE_BAND"] = "false"
 
     from voxguard.errors import ModelError
     from voxguard.models.registry import resolve_model

@@ -54,7 +54,7 @@ def create_app(settings: Settings | None = None, *, scanner: Scanner | None = No
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # Loading a model takes a second or two: off the event loop, once per process.
         loaded = scanner or await anyio.to_thread.run_sync(
-            lambda: voxguard.load_detector(settings.model, watermark=settings.watermark)
+            lambda: voxguard.load_detector(settings.model, watermark=settings.watermark, wide_band=settings.wide_band)
         )
         storage = await anyio.to_thread.run_sync(_prepare_storage, settings)
         app.state.service = Service(settings=settings, scanner=loaded, storage=storage)

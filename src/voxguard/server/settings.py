@@ -81,6 +81,9 @@ class Settings:
     watermark : bool
         Check every upload for the Perth watermark unless the request says otherwise
         (``VOXGUARD_WATERMARK``, default false: about 40× real time per core, docs/watermark.md).
+    wide_band : bool
+        Mix in the model's wide-band companion for uploads that have the band above 8 kHz
+        (``VOXGUARD_WIDE_BAND``, default true; false scores everything at 16 kHz, faster).
     """
 
     max_upload_bytes: int = 50 * MB
@@ -95,6 +98,7 @@ class Settings:
     model: str | None = None
     cors_origins: tuple[str, ...] = ()
     watermark: bool = False
+    wide_band: bool = True
 
     @property
     def db_url(self) -> str:
@@ -139,4 +143,6 @@ class Settings:
             kw["cors_origins"] = _list(v)
         if (v := get("WATERMARK")) is not None:
             kw["watermark"] = parse_bool("VOXGUARD_WATERMARK", v)
+        if (v := get("WIDE_BAND")) is not None:
+            kw["wide_band"] = parse_bool("VOXGUARD_WIDE_BAND", v)
         return cls(**kw)

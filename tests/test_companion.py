@@ -410,3 +410,21 @@ def test_the_service_setting_turns_the_companion_off(tmp_path):
     with TestClient(create_app(settings)) as client:
         body = client.post("/v1/scan", files={"file": ("w.wav", wide.read_bytes(), "audio/wav")}).json()
     assert body["wide_band"] is None  # the service scans at 16 kHz only
+
+
+def test_the_mix_does_not_move_with_gain_or_added_silence(companion_pair):
+    # Both paths normalise loudness and trim silence, and the gate reads a level ratio.
+    from voxguard.scan import Scanner
+
+    main_path, wb_path = companion_pair
+    scanner = Scanner(str(main_path), wide_band=wb_path)
+    y = _wide_clip("airy", 21, duration=6.0)
+    base = scanner.scan(y, sr=WIDE)
+    quiet = scanner.scan(0.1 * y, sr=WIDE)
+    padded = scanner.scan(
+        np.concatenate([np.zeros(WIDE, dtype=np.float32), y, np.zeros(WIDE // 2, dtype=np.float32)]), sr=WIDE
+    )
+    for other in (quiet, padded):
+        assert other.wide_band.used
+        assert other.wide_band.top_band_db == pytest.approx(base.wide_band.top_band_db, abs=1.0)
+        assert other.probability == pytest.approx(base.probability, abs=0.05)

@@ -98,7 +98,7 @@ model-wb: $(VENV)/.dev
 		--conditions $(WB_CONDITIONS) --out reports/robustness-wb --scores-out reports/robustness-wb/scores.csv
 	$(BIN)/python scripts/train_companion.py --fit-only --corpus $(CORPUS) --main voxguard-v9 \
 		--main-scores $(MAIN_SCORES) --companion-scores reports/robustness-wb/scores.csv \
-		--out src/voxguard/models/zoo/voxguard-wb.onnx
+		--out src/voxguard/models/zoo/voxguard-wb.onnx --report reports/voxguard-wb-mix
 
 # voxguard-v8 (the default in the fourteenth to sixteenth sessions; still in the zoo): v9 without
 # the Fisher-vector expert, its six experts and router byte for byte (10-dB babble 1.97x the clean

@@ -48,7 +48,7 @@ import numpy as np
 from voxguard.audio.bandwidth import MIN_TOP_BAND_DB
 from voxguard.datasets import Dataset, load_dataset
 from voxguard.datasets.bandwidth import wide_band_subset
-from voxguard.evaluate.companion import fit_companion_fusion
+from voxguard.evaluate.companion import fit_companion_fusion, write_companion_report
 from voxguard.evaluate.training import train_segmental
 from voxguard.models.companion import COMPANION_KEY
 from voxguard.models.onnx_model import ModelCard, card_path, sigmoid
@@ -105,6 +105,7 @@ def main() -> None:
     parser.add_argument("--policy", default="chain*2")
     parser.add_argument("--out", type=Path, default=Path("src/voxguard/models/zoo/voxguard-wb.onnx"))
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--report", type=Path, default=None, help="write an HTML/Markdown report of the mix here")
     args = parser.parse_args()
 
     dataset = wide_band_subset(load_dataset(str(args.corpus)))
@@ -163,6 +164,9 @@ def main() -> None:
     card_file.write_text(json.dumps(card, indent=2) + "\n")
     print(json.dumps(fit.metrics["eer_percent_by_condition"], indent=2))
     print(f"mix: {fit.fusion.to_dict()}")
+    if args.report is not None:
+        html = write_companion_report(args.report, dataset, fit, main=main_card.name, companion=card["name"])
+        print(f"report: {html}", file=sys.stderr)
 
 
 if __name__ == "__main__":

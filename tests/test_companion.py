@@ -175,6 +175,14 @@ def test_fit_on_degraded_conditions_lowers_the_weight_of_a_model_that_breaks_und
     with pytest.raises(ValueError, match="no scores of both models"):
         fit_companion_fusion(dataset, main, comp, main="m", min_top_band_db=-60.0, fit_conditions=["reverb"])
 
+    pytest.importorskip("matplotlib")
+    from voxguard.evaluate.companion import write_companion_report
+
+    html = write_companion_report(tmp_path / "report", dataset, both, main="m", companion="c")
+    text = html.read_text()
+    assert "EER per condition" in text and "noise" in text and "c mixed with m" in text
+    assert {"det.png", "roc.png", "eer_by_family.png"} <= {p.name for p in html.parent.iterdir()}
+
 
 # --------------------------------------------------------------------------- scanning with a companion
 

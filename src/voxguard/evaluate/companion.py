@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -139,3 +140,34 @@ def fit_companion_fusion(
         "eer_percent_by_condition": per_condition,
     }
     return CompanionFit(fusion=fusion, metrics=report, oof_proba=oof)
+
+
+def write_companion_report(out: str | Path, dataset: Dataset, fit: CompanionFit, *, main: str, companion: str) -> Path:
+    """An HTML/Markdown report of a fitted mix; returns ``report.html``.
+
+    ROC, DET, score histograms, the confusion matrix at the mix's EER threshold and the EER per
+    family of the mix's clean out-of-fold probabilities, and a table of the EER per condition of
+    both models and the mix (:func:`voxguard.evaluate.report.write_report`).
+    """
+    from voxguard.evaluate.report import write_report
+
+    clean = fit.oof_proba[CLEAN]
+    tested = np.isfinite(clean)
+    table = [
+        {"condition": cond, f"{main} EER %": e["main"], f"{companion} EER %": e["companion"], "mix EER %": e["mix"]}
+        for cond, e in fit.metrics["eer_percent_by_condition"].items()
+    ]
+    paths = write_report(
+        {
+            "label": dataset.labels()[tested],
+            "score": clean[tested],
+            "family": np.asarray(dataset.column("family"))[tested],
+            "id": np.asarray(dataset.ids())[tested],
+        },
+        out,
+        title=f"{companion} mixed with {main}: wide-band clips, grouped out of fold",
+        group_columns=["family"],
+        threshold=fit.fusion.thresholds["eer"],
+        extra_sections=[{"title": "EER per condition (grouped out of fold)", "table": table}],
+    )
+    return paths.html

@@ -394,6 +394,11 @@ def test_csv_and_parquet_say_whether_the_companion_was_used(tmp_path):
     assert r.exit_code == 0, r.output
     rows = {Path(row["path"]).name: row for row in csv.DictReader(out.open())}
     assert rows[wide.name]["wide_band_used"] == "True" and rows[narrow.name]["wide_band_used"] == "False"
+    table = CliRunner().invoke(app, ["scan", str(wide), str(narrow)])
+    assert table.exit_code == 0, table.output
+    wide_row = next(line for line in table.output.splitlines() if wide.name in line)
+    narrow_row = next(line for line in table.output.splitlines() if narrow.name in line)
+    assert " * " in wide_row and " * " not in narrow_row and "* wide-band companion voxguard-wb" in table.output
     pq = pytest.importorskip("pyarrow.parquet", reason="pyarrow is not installed")
     target = tmp_path / "r.parquet"
     r = CliRunner().invoke(app, ["scan", str(wide), "--format", "parquet", "--out", str(target)])

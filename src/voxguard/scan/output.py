@@ -149,6 +149,13 @@ class ResultWriter:
             f"model {m['model']} · threshold {m['threshold']:.2f} ({m['operating_point']}) ± {m['margin']:.2f}"
             f" · segments {m['segment_s']:g} s, hop {m['hop_s']:g} s"
         )
+        mixed = [r for r in self._results if r.wide_band is not None and r.wide_band.used]
+        if mixed:
+            # Those files were decided by the mix, with its own threshold (docs/detectors.md).
+            caption += (
+                f"\n* wide-band companion {mixed[0].wide_band.model} mixed in"  # type: ignore[union-attr]
+                f" (threshold {mixed[0].threshold:.2f})"
+            )
         table = Table(caption=caption, caption_justify="left")
         table.add_column("verdict")
         table.add_column("P(fake)", justify="right")
@@ -173,7 +180,7 @@ class ResultWriter:
             assert r.verdict is not None
             table.add_row(
                 f"[{_VERDICT_STYLE[r.verdict]}]{r.verdict.value}[/]",
-                _fmt_p(r.probability),
+                _fmt_p(r.probability) + (" *" if any(r is m for m in mixed) else ""),
                 _fmt_s(r.duration_s),
                 _fmt_s(r.speech_s),
                 where,

@@ -26,6 +26,11 @@ _FRAME_S = 0.046  # about 1024 samples at 22.05 kHz; frames do not overlap (a ch
 _MAX_FRAMES = 300
 
 
+def holds_top_band(sr: int, band_hz: tuple[float, float] = TOP_BAND_HZ) -> bool:
+    """Whether a signal at ``sr`` Hz can hold ``band_hz`` at all (its Nyquist frequency is above it)."""
+    return sr > 2 * band_hz[1]
+
+
 def top_band_db(y: np.ndarray, sr: int, band_hz: tuple[float, float] = TOP_BAND_HZ) -> float:
     """Power in ``band_hz`` relative to the total power of the loud frames, in dB.
 
@@ -42,7 +47,7 @@ def top_band_db(y: np.ndarray, sr: int, band_hz: tuple[float, float] = TOP_BAND_
     float
         ``10 log10(P_band / P_total)`` (``-inf`` for silence or a signal shorter than one frame).
     """
-    if sr <= 2 * band_hz[1]:
+    if not holds_top_band(sr, band_hz):
         raise ValueError(f"a {sr}-Hz signal has no {band_hz[0]:.0f}-{band_hz[1]:.0f} Hz band")
     n = 1 << max(0, round(_FRAME_S * sr) - 1).bit_length()
     count = len(y) // n
@@ -68,4 +73,4 @@ def has_top_band(y: np.ndarray, sr: int, min_db: float = MIN_TOP_BAND_DB) -> boo
 
     ``False`` for any signal at or below 19.6 kHz, which cannot hold the band.
     """
-    return sr > 2 * TOP_BAND_HZ[1] and top_band_db(y, sr) >= min_db
+    return holds_top_band(sr) and top_band_db(y, sr) >= min_db

@@ -23,6 +23,7 @@ from voxguard.datasets import Dataset, group_kfold
 from voxguard.evaluate import metrics
 from voxguard.evaluate.training import thresholds_from_scores
 from voxguard.models.companion import CompanionFusion, log_odds
+from voxguard.models.onnx_model import sigmoid
 
 #: The condition the thresholds and the headline EERs are measured on.
 CLEAN = "clean"
@@ -106,7 +107,7 @@ def fit_companion_fusion(
         test = np.asarray(split.test)
         for c in conditions:
             rows = test[ok[c][test]]
-            oof[c][rows] = 1.0 / (1.0 + np.exp(-(b0 + X[c][rows] @ np.array([b1, b2]))))
+            oof[c][rows] = sigmoid(b0 + X[c][rows] @ np.array([b1, b2]))
     tested = np.isfinite(oof[CLEAN])
     b0, b1, b2 = fit(np.arange(len(labels)))
     fusion = CompanionFusion(

@@ -27,6 +27,7 @@ from voxguard.audio import SpeechActivity
 from voxguard.audio.bandwidth import top_band_db
 from voxguard.errors import ModelError, VoxguardError
 from voxguard.models.detector import Detector
+from voxguard.models.onnx_model import sigmoid
 
 #: Card key (inside ``output``) of a companion's fusion.
 COMPANION_KEY = "companion"
@@ -104,7 +105,7 @@ class CompanionFusion:
         both = np.isfinite(main) & np.isfinite(comp)
         out = main.copy()
         z = self.intercept + self.w_main * log_odds(main[both]) + self.w_companion * log_odds(comp[both])
-        out[both] = 1.0 / (1.0 + np.exp(-z))
+        out[both] = sigmoid(z)
         return out
 
 
@@ -145,6 +146,11 @@ class WideBandCompanion:
     @property
     def name(self) -> str:
         return self.detector.name
+
+    @property
+    def path(self) -> Path:
+        """The companion's model file."""
+        return Path(self.detector.model.path)
 
     @property
     def sample_rate(self) -> int:

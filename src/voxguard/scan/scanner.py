@@ -34,7 +34,7 @@ import dataclasses
 import math
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,7 +42,7 @@ from typing import Any
 import numpy as np
 
 from voxguard.audio import SpeechActivity, detect_speech, from_array, iter_blocks, load, probe, segment_bounds
-from voxguard.audio.bandwidth import TOP_BAND_HZ
+from voxguard.audio.bandwidth import holds_top_band
 from voxguard.audio.decode import AudioSource, materialise, source_name
 from voxguard.audio.load import peak_amplitude
 from voxguard.errors import (
@@ -206,11 +206,8 @@ class Scanner:
             "chunk_s": chunk_s,
             "threads": threads,
             "watermark": watermark,
-            "wide_band": wide_band
-            if isinstance(wide_band, bool)
-            else str(wide_band.detector.model.path)
-            if isinstance(wide_band, WideBandCompanion)
-            else str(wide_band),
+            # A loaded companion is passed on by its file (workers rebuild the scanner from these).
+            "wide_band": wide_band if isinstance(wide_band, bool) else str(getattr(self.companion, "path", wide_band)),
         }
 
     def _load_companion(
@@ -219,7 +216,7 @@ class Scanner:
         if wide_band is False:
             return None
         if isinstance(wide_band, WideBandCompanion):
-            companion, path = wide_band, wide_band.detector.model.path
+            companion, path = wide_band, wide_band.path
         else:
             path = companion_for(self.detector.name) if wide_band is True else Path(wide_band)
             if path is None:
@@ -335,12 +332,7 @@ class Scanner:
             blocks = iter_blocks(source, sr=self._rate, block_s=_DECODE_BLOCK_S)
             return self._scan_stream(blocks, rate, want_env)
         audio = load(source, sr=self._rate, max_duration_s=None)
-        wide, why = None, None
-        if self.companion is not None:
-            if info.sample_rate > 2 * TOP_BAND_HZ[1]:
-                wide = load(source, sr=self.companion.sample_rate, max_duration_s=None).samples
-            else:
-                why = f"the recording's rate ({info.sample_rate} Hz) holds nothing above 8 kHz"
+        wide, why = self._wide_input(info.sample_rate, lambda rate: load(source, sr=rate, max_duration_s=None).samples)
         return self._scan_whole(audio.samples, audio.sample_rate, want_env, wide, why)
 
     def _scan_array(self, y: np.ndarray, sr: int, want_env: bool) -> _Scored:
@@ -352,13 +344,18 @@ class Scanner:
         if len(y) / rate > self.stream_above_s:
             step = int(_DECODE_BLOCK_S * rate)
             return self._scan_stream((y[i : i + step] for i in range(0, len(y), step)), rate, want_env)
-        wide, why = None, None
-        if self.companion is not None:
-            if native > 2 * TOP_BAND_HZ[1]:
-                wide = from_array(given, native, target_sr=self.companion.sample_rate).samples
-            else:
-                why = f"the recording's rate ({native} Hz) holds nothing above 8 kHz"
+        wide, why = self._wide_input(native, lambda rate: from_array(given, native, target_sr=rate).samples)
         return self._scan_whole(y, rate, want_env, wide, why)
+
+    def _wide_input(
+        self, native_rate: int, decode: Callable[[int], np.ndarray]
+    ) -> tuple[np.ndarray | None, str | None]:
+        """The recording at the companion's rate (``decode(rate)``), or ``None`` and why not."""
+        if self.companion is None:
+            return None, None
+        if not holds_top_band(native_rate):
+            return None, f"the recording's rate ({native_rate} Hz) holds nothing above 8 kHz"
+        return decode(self.companion.sample_rate), None
 
     # ------------------------------------------------------------------ whole-file mode
 
@@ -449,11 +446,10 @@ class Scanner:
         if got.proba is None:
             note = f"8-9.8 kHz is {got.top_band_db:.0f} dB under the total (gate {gate:.0f} dB): no wide-band content"
             return proba, dataclasses.replace(use, note=note)
-        mixed = companion.fusion.fuse(proba, got.proba)
         count = int((np.isfinite(got.proba) & np.isfinite(proba)).sum())
         if count == 0:
             return proba, dataclasses.replace(use, note="no segment long enough for the wide-band model")
-        return mixed, dataclasses.replace(use, used=True, segments=count)
+        return companion.fusion.fuse(proba, got.proba), dataclasses.replace(use, used=True, segments=count)
 
     def _mark_frames(self, y: np.ndarray, sr: int) -> MarkFrames | None:
         """The watermark decoder's frames of ``y`` (``None``: no check asked, or too short to decode)."""

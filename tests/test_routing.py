@@ -227,6 +227,7 @@ def test_train_command_trains_a_routed_recipe(tmp_path, monkeypatch):
 
     import voxguard.cli_train as cli_train
     from voxguard.cli import app
+    from voxguard.models.onnx_model import ModelCard, card_path
     from voxguard.models.presets import RoutedRecipe
 
     recipe = RoutedRecipe(
@@ -239,13 +240,22 @@ def test_train_command_trains_a_routed_recipe(tmp_path, monkeypatch):
     (tmp_path / "corpus").mkdir()
     corpus = write_tiny_corpus(tmp_path / "corpus", n=24)
     out = tmp_path / "m" / "r.onnx"
-    res = CliRunner().invoke(
-        app, ["train", str(corpus), "--model", "routed-test", "--out", str(out), "--no-lofo", "--workers", "1"]
-    )
+    args = ["train", str(corpus), "--model", "routed-test", "--out", str(out), "--no-lofo", "--workers", "1",
+            "--scores-out", str(tmp_path / "scores.csv")]  # fmt: skip
+    res = CliRunner().invoke(app, args)
     assert res.exit_code == 0, res.output
-    assert {p.name for p in out.parent.glob("*.onnx")} == {"r.onnx", "r.main.onnx", "r.codec.onnx", "r.router.onnx"}
-    from voxguard.models.onnx_model import ModelCard, card_path
+    import csv
 
+    from voxguard.evaluate.metrics import eer
+
+    with open(tmp_path / "scores.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 24 and list(rows[0])[-1] == "r:grouped"  # no LOFO asked, no LOFO column
+    scores = np.array([float(r["r:grouped"]) for r in rows])
+    labels = np.array([int(r["label"]) for r in rows])
+    grouped = ModelCard.load(card_path(out)).metrics["grouped_cv"]["eer"]
+    assert eer(labels, scores).eer == pytest.approx(grouped)  # the routed mix's out-of-fold scores
+    assert {p.name for p in out.parent.glob("*.onnx")} == {"r.onnx", "r.main.onnx", "r.codec.onnx", "r.router.onnx"}
     router_card = ModelCard.load(card_path(out.with_name("r.router.onnx")))
     assert router_card.output["classes"] == ["clean", "codec", "telephone", "other"]  # the recipe's classes
     assert router_card.training["classes"]["telephone"] == "only-telephone"

@@ -71,6 +71,10 @@ def train(
     workers: Annotated[int, typer.Option(help="Worker processes for feature extraction.")] = 2,
     seed: Annotated[int, typer.Option(help="Seed for folds and augmentation.")] = 0,
     wide_band_only: Annotated[bool, typer.Option("--wide-band-only", help=WIDE_BAND_HELP)] = False,
+    scores_out: Annotated[
+        Path | None,
+        typer.Option("--scores-out", help="Write the out-of-fold clip scores (grouped, LOFO) to this CSV."),
+    ] = None,
 ) -> None:
     """Train a detector on audio, measure it (grouped CV, LOFO), calibrate it and export it to ONNX."""
     from voxguard.cli import EXIT_FILE_FAILED, _report_error, err
@@ -132,6 +136,8 @@ def train(
                 preprocess_config=_preset(model).preprocess(),
                 **common,
             )
+        if scores_out is not None:  # e.g. to fuse a routed model's LOFO scores with another model's
+            _write_scores(scores_out, dataset, list(result.protocols.values()))
         if report is not None:
             html = write_training_report(result, dataset, report)
             err.print(f"report: {html}", highlight=False)

@@ -263,6 +263,14 @@ def test_scanner_mixes_the_companion_in_only_where_the_band_is(companion_pair, t
     assert with_wb.probability > alone.probability
     assert with_wb.threshold == 0.42 and alone.threshold != 0.42  # the mix's own operating point
     assert with_wb.to_dict()["wide_band"]["used"] is True
+    # The timeline keeps the companion's own P(fake) per segment; the probability is their mix.
+    own = with_wb.timeline.wide_band
+    assert alone.timeline.wide_band is None and own is not None and np.isfinite(own).all()
+    mix = mixed.companion.fusion.fuse(alone.timeline.proba, own)
+    np.testing.assert_allclose(with_wb.timeline.proba, mix, atol=1e-9)
+    segment = with_wb.to_dict()["timeline"][0]
+    assert segment["wide_band"] == pytest.approx(own[0], abs=1e-6)
+    assert alone.to_dict()["timeline"][0]["wide_band"] is None
     # The same recording as an array gives the same result.
     from_array = mixed.scan(airy, sr=WIDE)
     assert from_array.wide_band.used and from_array.probability == pytest.approx(with_wb.probability, abs=1e-6)
@@ -272,6 +280,7 @@ def test_scanner_mixes_the_companion_in_only_where_the_band_is(companion_pair, t
     sf.write(narrow, resample(airy, WIDE, 16_000), 16_000, subtype="PCM_16")
     result = mixed.scan(narrow)
     assert not result.wide_band.used and "16000 Hz" in result.wide_band.note
+    assert result.timeline.wide_band is None
     assert result.probability == pytest.approx(plain.scan(narrow).probability)
     assert result.threshold == plain.threshold
 
@@ -284,6 +293,18 @@ def test_scanner_mixes_the_companion_in_only_where_the_band_is(companion_pair, t
 
     # An explicit threshold wins over the mix's.
     assert Scanner(str(main_path), wide_band=wb_path, threshold=0.6).scan(path).threshold == 0.6
+
+
+def test_the_plot_draws_the_companions_own_probability(companion_pair, tmp_path):
+    pytest.importorskip("matplotlib")
+    from voxguard.scan import Scanner
+
+    main_path, wb_path = companion_pair
+    y = _wide_clip("airy", 103, duration=6.0)
+    out = tmp_path / "t.png"
+    result = Scanner(str(main_path), wide_band=wb_path).scan(y, sr=WIDE, plot=out)
+    assert result.wide_band.used and result.timeline.wide_band is not None
+    assert result.plot == str(out) and out.stat().st_size > 10_000
 
 
 def test_a_companion_fitted_with_another_model_is_refused(companion_pair):

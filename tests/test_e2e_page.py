@@ -103,6 +103,9 @@ def test_scan_verdict_chart_and_feedback(browser, server: LocalServer, tmp_path:
         if body["wide_band"] is not None:
             text = page.inner_text("#wideband")
             assert ("scored it too" in text) == body["wide_band"]["used"], text
+            used = body["wide_band"]["used"]
+            assert page.locator("#chart svg #wideline").count() == int(used)  # the companion's own P(fake)
+            assert ("wide-band" in page.text_content("#rows")) == used  # in the (folded) table
         assert "highest" in page.text_content("#chart svg desc")
         assert page.locator("#rows tr").count() == len(body["timeline"])
         box = page.locator("#chart svg").bounding_box()

@@ -935,6 +935,7 @@ class ParquetResultWriter:
                 ("speech_fraction", pa.float64()),
                 ("eligible", pa.bool_()),
                 ("watermark", pa.float64()),
+                ("wide_band", pa.float64()),
             ]
         )
         f64, s = pa.float64(), pa.string()

@@ -77,6 +77,10 @@ def plot_result(result: ScanResult, path: str | os.PathLike[str], *, dpi: int = 
         if tl.watermark is not None:  # scanned with --watermark: the decoder's confidence per segment
             ax_p.plot(centres, tl.watermark, color="#7b3fa0", linewidth=1.2, linestyle=":", marker=".")
             ax_p.plot([], [], color="#7b3fa0", linestyle=":", marker=".", label="Perth watermark confidence")
+        if tl.wide_band is not None:  # the companion was used: its own P(fake); the bars are the mix
+            ax_p.plot(centres, tl.wide_band, color="#00838f", linewidth=1.2, linestyle="--")
+            ax_p.plot([], [], color="#00838f", linestyle="--", label="wide-band companion P(fake) (bars: the mix)")
+        if tl.watermark is not None or tl.wide_band is not None:
             ax_p.legend(loc="upper left", fontsize=8, frameon=False)
     m = result.margin
     ax_p.axhspan(result.threshold - m, result.threshold + m, color="#e6a700", alpha=0.15, linewidth=0)

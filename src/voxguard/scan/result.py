@@ -45,6 +45,7 @@ class Segment:
     speech_fraction: float
     eligible: bool
     watermark: float | None = None
+    wide_band: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -55,6 +56,7 @@ class Segment:
             "speech_fraction": _num(self.speech_fraction, 3),
             "eligible": self.eligible,
             "watermark": _num(self.watermark, 4),  # None unless the scan checked for a watermark
+            "wide_band": _num(self.wide_band, 6),  # None unless the wide-band companion was used
         }
 
 
@@ -77,6 +79,11 @@ class Timeline:
     watermark : np.ndarray, shape (n_segments,), or None
         Watermark decoder confidence per segment (:mod:`voxguard.models.watermark`; NaN where
         nothing could be decoded); ``None`` when the scan did not check for a watermark.
+    wide_band : np.ndarray, shape (n_segments,), or None
+        The wide-band companion's own calibrated P(fake) per segment, from the band up to
+        9.8 kHz (:mod:`voxguard.models.companion`; NaN where it could not score), when the
+        scan used it; ``proba`` is then the mix of the main model's and this. ``None`` when the
+        companion was not used.
     """
 
     starts_s: np.ndarray
@@ -86,6 +93,7 @@ class Timeline:
     speech_fraction: np.ndarray
     eligible: np.ndarray
     watermark: np.ndarray | None = None
+    wide_band: np.ndarray | None = None
 
     @classmethod
     def empty(cls) -> Timeline:
@@ -108,6 +116,7 @@ class Timeline:
             speech_fraction=float(self.speech_fraction[i]),
             eligible=bool(self.eligible[i]),
             watermark=float(self.watermark[i]) if self.watermark is not None else None,
+            wide_band=float(self.wide_band[i]) if self.wide_band is not None else None,
         )
 
     def to_list(self) -> list[dict[str, Any]]:

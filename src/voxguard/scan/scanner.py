@@ -96,6 +96,7 @@ class _Scored:
     watermark_sums: np.ndarray | None = None  # (3, 3): MarkFrames.sums() over the recording
     watermark: np.ndarray | None = None  # per-segment confidence
     wide_band: WideBandUse | None = None  # what the wide-band companion did (None: no companion)
+    wide_band_proba: np.ndarray | None = None  # the companion's own P(fake) per segment, when used
 
 
 def _load_detector(name_or_path: str | os.PathLike[str] | None, threads: int) -> SegmentScorer:
@@ -403,10 +404,11 @@ class Scanner:
             scores = proba = np.zeros(0)
         starts = np.clip(bounds[:, 0] / srp + offset, 0.0, duration)
         ends = np.clip(bounds[:, 1] / srp + offset, 0.0, duration)
-        proba, wide_band = self._with_companion(proba, starts, ends, wide, why_narrow, activity)
+        proba, wide_band, wide_proba = self._with_companion(proba, starts, ends, wide, why_narrow, activity)
         marks = self._mark_frames(y, sr)
         return _Scored(
             wide_band=wide_band,
+            wide_band_proba=wide_proba,
             watermark_sums=None if marks is None else marks.sums(),
             watermark=None if marks is None else confidence_from_sums(marks.segment_sums(starts, ends)),
             starts_s=starts,
@@ -429,27 +431,32 @@ class Scanner:
         wide: np.ndarray | None,
         why_narrow: str | None,
         activity: SpeechActivity | None = None,
-    ) -> tuple[np.ndarray, WideBandUse | None]:
+    ) -> tuple[np.ndarray, WideBandUse | None, np.ndarray | None]:
         """The segment probabilities mixed with the wide-band companion's, when it applies
-        (``wide``: the recording at its rate; ``None``, with ``why_narrow`` saying why not)."""
+        (``wide``: the recording at its rate; ``None``, with ``why_narrow`` saying why not).
+
+        Returns the (mixed) probabilities, what the companion did, and its own P(fake) per
+        segment (``None`` unless it was used; NaN for segments it could not score).
+        """
         companion = self.companion
         if companion is None:
-            return proba, None
+            return proba, None, None
         use = WideBandUse(model=companion.name)
         if wide is None:
-            return proba, dataclasses.replace(use, note=why_narrow)
+            return proba, dataclasses.replace(use, note=why_narrow), None
         if len(proba) == 0:
-            return proba, dataclasses.replace(use, note="no segment to score")
+            return proba, dataclasses.replace(use, note="no segment to score"), None
         got = companion.score(wide, companion.sample_rate, starts, ends, activity=activity)
         gate = companion.fusion.min_top_band_db
         use = dataclasses.replace(use, top_band_db=got.top_band_db)
         if got.proba is None:
             note = f"8-9.8 kHz is {got.top_band_db:.0f} dB under the total (gate {gate:.0f} dB): no wide-band content"
-            return proba, dataclasses.replace(use, note=note)
+            return proba, dataclasses.replace(use, note=note), None
         count = int((np.isfinite(got.proba) & np.isfinite(proba)).sum())
         if count == 0:
-            return proba, dataclasses.replace(use, note="no segment long enough for the wide-band model")
-        return companion.fusion.fuse(proba, got.proba), dataclasses.replace(use, used=True, segments=count)
+            return proba, dataclasses.replace(use, note="no segment long enough for the wide-band model"), None
+        mixed = companion.fusion.fuse(proba, got.proba)
+        return mixed, dataclasses.replace(use, used=True, segments=count), got.proba
 
     def _mark_frames(self, y: np.ndarray, sr: int) -> MarkFrames | None:
         """The watermark decoder's frames of ``y`` (``None``: no check asked, or too short to decode)."""
@@ -614,6 +621,7 @@ class Scanner:
             speech_fraction=scored.speech_fraction,
             eligible=eligible,
             watermark=scored.watermark,
+            wide_band=scored.wide_band_proba,
         )
         max_k = max_top_segments(self.max_top_s, self.segment_s, self.hop_s)
         # Without an eligible segment, report the segments with any speech, but do not decide.

@@ -105,13 +105,19 @@ function chart(timeline, threshold, duration) {
   const markLine = marks.length ? `<polyline id="markline" fill="none" stroke="#7b3fa0" stroke-dasharray="2 3"` +
       ` stroke-width="2" points="${points.join(" ")}"><title>Perth watermark confidence per segment</title>` +
       "</polyline>" : "";
+  // With the wide-band companion: its own P(fake) per segment, a dashed teal line.
+  const wide = timeline.filter((s) => s.wide_band !== null && s.wide_band !== undefined);
+  const widePoints = wide.map((s) => `${sx((s.start_s + s.end_s) / 2).toFixed(1)},${sy(s.wide_band).toFixed(1)}`);
+  const wideLine = wide.length ? `<polyline id="wideline" fill="none" stroke="#00838f" stroke-dasharray="6 3"` +
+      ` stroke-width="2" points="${widePoints.join(" ")}"><title>wide-band companion's own P(fake) per segment` +
+      "</title></polyline>" : "";
   const ty = sy(threshold).toFixed(1);
   const worst = timeline.reduce((a, s) => (s.probability ?? -1) > (a.probability ?? -1) ? s : a, {});
   const desc = n ? `Per-segment probability of AI-generated speech over ${fmt(total, 1)} seconds; highest ` +
       `${fmt(worst.probability, 2)} at ${fmt(worst.start_s, 1)} to ${fmt(worst.end_s, 1)} seconds.` : "No segments.";
   return `<svg role="img" aria-labelledby="ct cd" viewBox="0 0 ${W} ${H}" width="100%" style="max-width:${W}px">` +
     `<title id="ct">Timeline</title><desc id="cd">${desc}</desc>` +
-    `<line x1="${pad}" y1="${H - pad}" x2="${W - pad}" y2="${H - pad}" stroke="#333"/>` + bars + markLine +
+    `<line x1="${pad}" y1="${H - pad}" x2="${W - pad}" y2="${H - pad}" stroke="#333"/>` + bars + markLine + wideLine +
     `<line x1="${pad}" y1="${ty}" x2="${W - pad}" y2="${ty}" stroke="#000" stroke-dasharray="4 3"/>` +
     `<text x="${pad}" y="14" font-size="12">P(fake) 1</text><text x="${W - pad}" y="${H - 6}" font-size="12"` +
     ` text-anchor="end">${fmt(total, 1)} s</text></svg>`;
@@ -136,13 +142,15 @@ function show(r) {
   $("wideband").hidden = !wb;
   if (wb) $("wideband").textContent = wb.used
       ? `The band above 8 kHz is there (${fmt(wb.top_band_db, 0)} dB): ${wb.model} scored it too, ` +
-        "and the probabilities mix both models."
+        "and the probabilities mix both models (its own, dashed in the chart and in brackets below)."
       : `Scored at 16 kHz only (${wb.note || "no wide-band content"}).`;
   $("chart").innerHTML = chart(r.timeline, r.threshold, r.duration_s);
   const rows = $("rows"); rows.textContent = "";
   for (const s of r.timeline) {
     const tr = rows.insertRow();
-    for (const v of [fmt(s.start_s, 1), fmt(s.end_s, 1), fmt(s.probability, 3), fmt(100 * s.speech_fraction, 0) + " %"])
+    const p = fmt(s.probability, 3) + (s.wide_band === null || s.wide_band === undefined ? "" :
+        ` (wide-band ${fmt(s.wide_band, 3)})`);
+    for (const v of [fmt(s.start_s, 1), fmt(s.end_s, 1), p, fmt(100 * s.speech_fraction, 0) + " %"])
       tr.insertCell().textContent = v;
   }
   $("fbstatus").textContent = "";

@@ -22,6 +22,11 @@ class SegmentOut(BaseModel):
     speech_fraction: float | None
     eligible: bool
     watermark: float | None = Field(default=None, description="Perth watermark confidence (with `watermark`).")
+    wide_band: float | None = Field(
+        default=None,
+        description="The wide-band companion's own P(fake) (8-9.8 kHz included), when it was used; "
+        "`probability` is then the mix of both models.",
+    )
 
 
 class ScanError(BaseModel):

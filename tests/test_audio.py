@@ -168,6 +168,35 @@ def test_blocks_concatenate_to_whole_load(tmp_path):
     np.testing.assert_allclose(np.concatenate(blocks), load(path).samples, atol=1e-6)
 
 
+def test_one_decode_gives_every_rate_as_load_would(tmp_path, monkeypatch):
+    import importlib
+
+    from voxguard.audio import iter_blocks_at, load_at
+
+    load_module = importlib.import_module("voxguard.audio.load")  # the module, not the function
+
+    y = speechlike(44_100, 5.0)
+    path = tmp_path / "a.flac"
+    sf.write(path, y, 44_100)
+    expected = [load(path, sr=rate) for rate in (16_000, 22_050, None)]
+    decodes = []
+    real_iter_frames = load_module.iter_frames
+    monkeypatch.setattr(load_module, "iter_frames", lambda *a, **k: decodes.append(1) or real_iter_frames(*a, **k))
+    got = load_at(path, (16_000, 22_050, None))
+    assert len(decodes) == 1  # one decode for the three rates
+    for audio, ref in zip(got, expected, strict=True):
+        assert audio.sample_rate == ref.sample_rate and audio.info == ref.info
+        np.testing.assert_array_equal(audio.samples, ref.samples)  # bit for bit
+    blocks = list(iter_blocks_at(path, (16_000, 22_050), block_s=0.7))
+    assert len(blocks) > 5 and all(len(b) == 2 for b in blocks)
+    for k, rate in enumerate((16_000, 22_050)):
+        np.testing.assert_array_equal(
+            np.concatenate([b[k] for b in blocks]), np.concatenate(list(iter_blocks(path, sr=rate, block_s=0.7)))
+        )
+    with pytest.raises(errors.TooLongError):
+        load_at(path, (16_000, 22_050), max_duration_s=2.0)
+
+
 def test_long_file_is_streamed_with_bounded_memory(tmp_path):
     # 30 min at 8 kHz int16 (29 MB on disk); decoded whole at 16 kHz float32 it would be 115 MB.
     sr, minutes = 8_000, 30

@@ -316,14 +316,41 @@ def test_a_companion_fitted_with_another_model_is_refused(companion_pair):
         Scanner("seed-svm", wide_band=wb_path)
 
 
-def test_streamed_scans_say_the_companion_was_not_used(companion_pair):
+def test_streamed_scans_use_the_companion_like_whole_file_scans(companion_pair, tmp_path):
     from voxguard.scan import Scanner
 
     main_path, wb_path = companion_pair
-    y = _wide_clip("real", 7, duration=8.0)
-    result = Scanner(str(main_path), wide_band=wb_path, stream_above_s=4.0).scan(y, sr=WIDE)
-    assert result.mode == "stream" and not result.wide_band.used
-    assert "streamed" in result.wide_band.note
+    y = np.concatenate([_wide_clip("real", 7, duration=6.0), _wide_clip("airy", 8, duration=8.0)])
+    whole = Scanner(str(main_path), wide_band=wb_path).scan(y, sr=WIDE)
+    streaming = Scanner(str(main_path), wide_band=wb_path, stream_above_s=4.0, chunk_s=6.0)
+    streamed = streaming.scan(y, sr=WIDE)
+    assert (whole.mode, streamed.mode) == ("whole", "stream")
+    assert streamed.wide_band.used and streamed.threshold == whole.threshold == 0.42  # the mix's
+    assert streamed.wide_band.top_band_db > MIN_TOP_BAND_DB
+    assert streamed.wide_band.segments == int(np.isfinite(streamed.timeline.wide_band).sum()) >= 4
+    np.testing.assert_allclose(streamed.timeline.starts_s, whole.timeline.starts_s, atol=1e-9)
+    # Per-chunk preprocessing (no trim, loudness per chunk) moves the numbers a little, not the story:
+    # the companion sees the whistle in the second half in both modes.
+    late = streamed.timeline.starts_s >= 6.0
+    for res in (whole, streamed):
+        own = res.timeline.wide_band
+        assert np.nanmean(own[late]) > np.nanmean(own[~late]) + 0.2, (res.mode, own)
+    np.testing.assert_allclose(streamed.timeline.wide_band, whole.timeline.wide_band, atol=0.05)
+    assert streamed.probability == pytest.approx(whole.probability, abs=0.15)
+    # A file is streamed from one decode at both rates, and agrees with the array.
+    path = tmp_path / "long.wav"
+    sf.write(path, y, WIDE, subtype="FLOAT")
+    from_file = streaming.scan(path)
+    assert from_file.mode == "stream" and from_file.wide_band.used
+    np.testing.assert_allclose(from_file.timeline.proba, streamed.timeline.proba, atol=2e-3)
+
+    # Without the band: a 16-kHz recording says why, and an upsampled one is measured on its first chunk.
+    narrow = streaming.scan(resample(y, WIDE, 16_000), sr=16_000)
+    assert narrow.mode == "stream" and not narrow.wide_band.used and "16000 Hz" in narrow.wide_band.note
+    assert narrow.timeline.wide_band is None and narrow.threshold != 0.42
+    upsampled = streaming.scan(resample(resample(y, WIDE, 16_000), 16_000, 44_100), sr=44_100)
+    assert not upsampled.wide_band.used and upsampled.wide_band.top_band_db < MIN_TOP_BAND_DB
+    assert "first chunk with speech" in upsampled.wide_band.note
 
 
 def test_companion_for_finds_the_shipped_companion_of_a_model():

@@ -8,7 +8,17 @@ Typical use::
 """
 
 from voxguard.audio.decode import AudioInfo, AudioSource, iter_frames, probe
-from voxguard.audio.load import ANALYSIS_RATE, Audio, from_array, iter_blocks, load, resample, to_mono
+from voxguard.audio.load import (
+    ANALYSIS_RATE,
+    Audio,
+    from_array,
+    iter_blocks,
+    iter_blocks_at,
+    load,
+    load_at,
+    resample,
+    to_mono,
+)
 from voxguard.audio.preprocess import PreprocessConfig, Preprocessed, preprocess
 from voxguard.audio.segment import segment, segment_bounds
 from voxguard.audio.vad import SpeechActivity, detect_speech
@@ -24,8 +34,10 @@ __all__ = [
     "detect_speech",
     "from_array",
     "iter_blocks",
+    "iter_blocks_at",
     "iter_frames",
     "load",
+    "load_at",
     "preprocess",
     "probe",
     "resample",

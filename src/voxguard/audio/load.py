@@ -7,7 +7,7 @@ boundaries (``soxr.ResampleStream``), so the blocks concatenate to exactly what 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -116,16 +116,47 @@ def iter_blocks(
     ------
     np.ndarray, shape (n,), float32
     """
+    for (y,) in iter_blocks_at(source, (sr,), block_s=block_s, max_duration_s=max_duration_s):
+        if len(y):
+            yield y
+
+
+def iter_blocks_at(
+    source: AudioSource,
+    rates: Sequence[int | None],
+    *,
+    block_s: float = 30.0,
+    max_duration_s: float | None = None,
+) -> Iterator[tuple[np.ndarray, ...]]:
+    """Stream ``source`` once, as mono float32 blocks at each of ``rates``.
+
+    One decode feeds one soxr stream per rate (a compressed file costs as much to decode as a
+    whole scan, so a second analysis rate should not decode it again). The blocks of each rate
+    concatenate to exactly what :func:`iter_blocks` gives at that rate.
+
+    Parameters
+    ----------
+    source : path, bytes or binary file object
+    rates : sequence of int or None
+        Output rates in Hz; ``None`` keeps the native rate.
+    block_s, max_duration_s : float
+        As for :func:`iter_blocks`.
+
+    Yields
+    ------
+    tuple of np.ndarray, one per rate, shape (n_rate,), float32
+        A resampler may hold samples back, so a block can be empty at some rates.
+    """
     source = materialise(source)
     name = source_name(source)
     info = probe(source)
     _check_duration(info, max_duration_s, name)
-    out_rate = sr or info.sample_rate
-    stream = (
-        soxr.ResampleStream(info.sample_rate, out_rate, 1, dtype="float32", quality="HQ")
-        if out_rate != info.sample_rate
+    streams = [
+        soxr.ResampleStream(info.sample_rate, rate, 1, dtype="float32", quality="HQ")
+        if rate and rate != info.sample_rate
         else None
-    )
+        for rate in rates
+    ]
     limit = None if max_duration_s is None else int(max_duration_s * info.sample_rate) + 1
     n_in = 0
     for frames in iter_frames(source, block_frames=max(1024, int(block_s * info.sample_rate))):
@@ -134,14 +165,10 @@ def iter_blocks(
             raise TooLongError(f"longer than the limit of {max_duration_s:.1f} s", path=name)
         y = to_mono(frames)
         check_finite(y, name)
-        if stream is not None:
-            y = stream.resample_chunk(y)
-        if len(y):
-            yield y
-    if stream is not None:
-        tail = stream.resample_chunk(np.zeros(0, dtype=np.float32), last=True)
-        if len(tail):
-            yield tail
+        yield tuple(y if stream is None else stream.resample_chunk(y) for stream in streams)
+    if any(stream is not None for stream in streams):
+        empty = np.zeros(0, dtype=np.float32)
+        yield tuple(empty if stream is None else stream.resample_chunk(empty, last=True) for stream in streams)
 
 
 def load(
@@ -171,14 +198,48 @@ def load(
         A specific subclass for empty, non-audio, corrupt, zero-length, NaN/Inf-filled,
         too-long, too-many-channel or absurd-rate input.
     """
+    return load_at(source, (sr,), max_duration_s=max_duration_s)[0]
+
+
+def load_at(
+    source: AudioSource,
+    rates: Sequence[int | None],
+    *,
+    max_duration_s: float | None = DEFAULT_MAX_DURATION_S,
+) -> tuple[Audio, ...]:
+    """Decode ``source`` once and return it at each of ``rates`` (each equal to :func:`load` at that rate).
+
+    Parameters
+    ----------
+    source : path, bytes or binary file object
+    rates : sequence of int or None
+        Output rates in Hz; ``None`` keeps the native rate.
+    max_duration_s : float or None
+        As for :func:`load`.
+
+    Returns
+    -------
+    tuple of Audio, one per rate
+
+    Raises
+    ------
+    voxguard.errors.AudioError
+        As :func:`load`.
+    """
     source = materialise(source)
     name = source_name(source)
     info = probe(source)
-    blocks = list(iter_blocks(source, sr=sr, block_s=60.0, max_duration_s=max_duration_s))
-    y = np.concatenate(blocks) if blocks else np.zeros(0, dtype=np.float32)
-    if len(y) == 0:
-        raise ZeroLengthAudioError("the file is valid audio but contains no samples", path=name)
-    return Audio(samples=y, sample_rate=sr or info.sample_rate, info=info)
+    parts: list[list[np.ndarray]] = [[] for _ in rates]
+    for blocks in iter_blocks_at(source, rates, block_s=60.0, max_duration_s=max_duration_s):
+        for part, y in zip(parts, blocks, strict=True):
+            part.append(y)
+    out = []
+    for rate, part in zip(rates, parts, strict=True):
+        y = np.concatenate(part) if part else np.zeros(0, dtype=np.float32)
+        if len(y) == 0:
+            raise ZeroLengthAudioError("the file is valid audio but contains no samples", path=name)
+        out.append(Audio(samples=y, sample_rate=rate or info.sample_rate, info=info))
+    return tuple(out)
 
 
 def from_array(y: np.ndarray, sr: int, *, target_sr: int | None = ANALYSIS_RATE) -> Audio:

@@ -189,20 +189,53 @@ class WideBandCompanion:
         if sr != self.sample_rate:
             raise ValueError(f"decode at {self.sample_rate} Hz for the companion, got {sr} Hz")
         band_db = top_band_db(y, sr)
-        if not band_db >= self.fusion.min_top_band_db:
+        if not self.has_band(band_db):
             return CompanionScores(band_db, None)
+        return CompanionScores(band_db, self.segment_proba(y, sr, starts_s, ends_s, activity=activity))
+
+    def has_band(self, level_db: float) -> bool:
+        """Whether a recording with this 8-9.8 kHz level (:func:`~voxguard.audio.bandwidth.top_band_db`)
+        passes the gate (NaN does not)."""
+        return bool(level_db >= self.fusion.min_top_band_db)
+
+    def segment_proba(
+        self,
+        y: np.ndarray,
+        sr: int,
+        starts_s: np.ndarray,
+        ends_s: np.ndarray,
+        *,
+        activity: SpeechActivity | None = None,
+        trim: bool = True,
+    ) -> np.ndarray:
+        """The companion's P(fake) for segments of ``y``, without the gate.
+
+        Parameters
+        ----------
+        y : np.ndarray, shape (n_samples,)
+            Audio at :attr:`sample_rate` (not preprocessed): a whole recording, or with
+            ``trim=False`` a block of a stream.
+        starts_s, ends_s : np.ndarray, shape (n_segments,)
+            Segments in seconds of ``y``.
+
+        Returns
+        -------
+        np.ndarray, shape (n_segments,)
+            NaN for segments that fall (almost) outside the prepared signal, or whose signal
+            is too short or silent for the preprocessing.
+        """
         proba = np.full(len(starts_s), np.nan)
         try:
-            yp, srp, offset = self.detector.prepare_array(y, sr, activity=activity, check_band=False)
+            yp, srp, offset = self.detector.prepare_array(y, sr, activity=activity, check_band=False, trim=trim)
         except VoxguardError:
-            return CompanionScores(band_db, proba)  # too little speech for its preprocessing
+            return proba  # too little speech for its preprocessing
         # The same stretches of the recording, in samples of the companion's prepared signal.
         lo = np.clip(np.round((np.asarray(starts_s) - offset) * srp), 0, len(yp)).astype(np.int64)
         hi = np.clip(np.round((np.asarray(ends_s) - offset) * srp), 0, len(yp)).astype(np.int64)
         usable = hi - lo >= MIN_SEGMENT_S * srp
         if usable.any():
             _, proba[usable] = self.detector.segment_scores(yp, srp, np.column_stack([lo, hi])[usable])
-        return CompanionScores(band_db, proba)
+        return proba
 
 
 def companion_for(main_name: str) -> Path | None:

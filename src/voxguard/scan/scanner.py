@@ -15,11 +15,17 @@ How a recording is scanned
 5. With ``watermark=True``, also decode Resemble AI's Perth watermark (Chatterbox TTS marks its
    output with it; :mod:`voxguard.models.watermark`) over the whole recording and per segment. A
    detected mark makes the verdict FAKE whatever the detector says, with the reason stated.
+6. When the detector has a wide-band companion (:mod:`voxguard.models.companion`) and the
+   recording's native rate can hold 8-9.8 kHz, the same decode also gives the recording at the
+   companion's rate (:func:`voxguard.audio.load_at`); if the band is measured there, the
+   companion scores the same segments and their probabilities become the mix of both models.
 
 Recordings longer than ``stream_above_s`` (10 minutes), or whose length the container does not
 state, are *streamed*: decoded block by block (:func:`voxguard.audio.iter_blocks`) and processed in
 chunks of ``chunk_s`` plus one segment of overlap, so every segment, including those spanning a
-block edge, is scored whole, and memory does not grow with the length of the file. In that mode
+block edge, is scored whole, and memory does not grow with the length of the file (with a
+companion, one decode feeds a block stream at each rate; the band is measured on the first
+chunk with speech and that decision holds for the whole recording). In that mode
 each chunk is prepared on its own with ``trim=False`` (loudness normalisation and the VAD's
 energy gate are per chunk), so the numbers can differ slightly from a whole-file scan for models
 with preprocessing; for window-level models without it (``seed-svm``) they are identical.
@@ -34,15 +40,25 @@ import dataclasses
 import math
 import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from voxguard.audio import SpeechActivity, detect_speech, from_array, iter_blocks, load, probe, segment_bounds
-from voxguard.audio.bandwidth import holds_top_band
+from voxguard.audio import (
+    SpeechActivity,
+    detect_speech,
+    from_array,
+    iter_blocks,
+    iter_blocks_at,
+    load,
+    load_at,
+    probe,
+    segment_bounds,
+)
+from voxguard.audio.bandwidth import holds_top_band, top_band_db
 from voxguard.audio.decode import AudioSource, materialise, source_name
 from voxguard.audio.load import peak_amplitude
 from voxguard.errors import (
@@ -328,35 +344,49 @@ class Scanner:
 
     def _scan_source(self, source: AudioSource, want_env: bool) -> _Scored:
         info = probe(source)
+        wide_rate, why = self._wide_rate(info.sample_rate)
         if info.duration_s is None or info.duration_s > self.stream_above_s:
             rate = self._rate or info.sample_rate
-            blocks = iter_blocks(source, sr=self._rate, block_s=_DECODE_BLOCK_S)
-            return self._scan_stream(blocks, rate, want_env)
-        audio = load(source, sr=self._rate, max_duration_s=None)
-        wide, why = self._wide_input(info.sample_rate, lambda rate: load(source, sr=rate, max_duration_s=None).samples)
+            if wide_rate is None:
+                blocks = iter_blocks(source, sr=self._rate, block_s=_DECODE_BLOCK_S)
+                return self._scan_stream(((b, None) for b in blocks), rate, want_env, why_narrow=why)
+            both = iter_blocks_at(source, (self._rate, wide_rate), block_s=_DECODE_BLOCK_S)
+            return self._scan_stream(both, rate, want_env, wide_rate=wide_rate)
+        if wide_rate is None:
+            audio, wide = load(source, sr=self._rate, max_duration_s=None), None
+        else:  # one decode for both rates: a compressed file costs about a scan to decode
+            audio, wide_audio = load_at(source, (self._rate, wide_rate), max_duration_s=None)
+            wide = wide_audio.samples
         return self._scan_whole(audio.samples, audio.sample_rate, want_env, wide, why)
 
     def _scan_array(self, y: np.ndarray, sr: int, want_env: bool) -> _Scored:
         audio = from_array(y, sr, target_sr=self._rate)
-        given, native = y, sr
+        wide_rate, why = self._wide_rate(sr)
+        wide = None if wide_rate is None else from_array(y, sr, target_sr=wide_rate).samples
         y, rate = audio.samples, audio.sample_rate
         if len(y) == 0:
             raise ZeroLengthAudioError("the array holds no samples")
         if len(y) / rate > self.stream_above_s:
             step = int(_DECODE_BLOCK_S * rate)
-            return self._scan_stream((y[i : i + step] for i in range(0, len(y), step)), rate, want_env)
-        wide, why = self._wide_input(native, lambda rate: from_array(given, native, target_sr=rate).samples)
+            if wide is None:
+                blocks = ((y[i : i + step], None) for i in range(0, len(y), step))
+                return self._scan_stream(blocks, rate, want_env, why_narrow=why)
+            assert wide_rate is not None
+            w_step, last = int(_DECODE_BLOCK_S * wide_rate), -(-len(y) // step) - 1  # the same time at each rate
+            pairs = (
+                (y[k * step : (k + 1) * step], wide[k * w_step : (k + 1) * w_step if k < last else None])
+                for k in range(last + 1)
+            )
+            return self._scan_stream(pairs, rate, want_env, wide_rate=wide_rate)
         return self._scan_whole(y, rate, want_env, wide, why)
 
-    def _wide_input(
-        self, native_rate: int, decode: Callable[[int], np.ndarray]
-    ) -> tuple[np.ndarray | None, str | None]:
-        """The recording at the companion's rate (``decode(rate)``), or ``None`` and why not."""
+    def _wide_rate(self, native_rate: int) -> tuple[int | None, str | None]:
+        """The companion's rate when it may apply to a recording at ``native_rate``, or ``None`` and why not."""
         if self.companion is None:
             return None, None
         if not holds_top_band(native_rate):
             return None, f"the recording's rate ({native_rate} Hz) holds nothing above 8 kHz"
-        return decode(self.companion.sample_rate), None
+        return self.companion.sample_rate, None
 
     # ------------------------------------------------------------------ whole-file mode
 
@@ -473,7 +503,15 @@ class Scanner:
 
     # ------------------------------------------------------------------ streaming mode
 
-    def _scan_stream(self, blocks: Iterable[np.ndarray], sr: int, want_env: bool) -> _Scored:
+    def _scan_stream(
+        self,
+        blocks: Iterable[tuple[np.ndarray, np.ndarray | None]],
+        sr: int,
+        want_env: bool,
+        *,
+        wide_rate: int | None = None,
+        why_narrow: str | None = None,
+    ) -> _Scored:
         """Score a stream of blocks at rate ``sr`` in chunks of ``chunk_n`` plus one segment of overlap.
 
         The segment grid is global (starts at 0, every hop, the last one aligned to the end, as
@@ -481,25 +519,32 @@ class Scanner:
         segments starting in ``[c * chunk_n, (c + 1) * chunk_n)`` and needs audio up to the end of
         the last of them; the buffer keeps one segment of history so that the final end-aligned
         segment can reach back into the previous chunk.
+
+        ``blocks`` yields ``(block, wide_block)``: ``wide_block`` is the same stretch of time at
+        the companion's ``wide_rate`` (``None`` without; ``why_narrow`` says why), kept in a
+        second buffer aligned in time with the first.
         """
         seg_n, hop_n, chunk_n, win_n = self._grid(sr)
         env_n = chunk_n // max(1, round(chunk_n / (_ENVELOPE_FRAME_S * sr)))  # divides chunk_n
         acc = _StreamAccumulator(want_env)
-        buf: list[np.ndarray] = []
-        buf0 = buf_len = 0  # absolute index of the buffer's first sample, buffered length
+        main = _Buffer()
+        wide = _Buffer() if wide_rate is not None else None
         c = 0  # start of the next chunk (absolute sample index)
-        for block in blocks:
-            buf.append(block)
-            buf_len += len(block)
-            while buf0 + buf_len >= c + align_end(0, chunk_n - hop_n + seg_n, win_n):
-                y = np.concatenate(buf) if len(buf) > 1 else buf[0]
+        for block, wide_block in blocks:
+            main.add(block)
+            if wide is not None and wide_block is not None:
+                wide.add(wide_block)
+            while main.end >= c + align_end(0, chunk_n - hop_n + seg_n, win_n):
                 starts = np.arange(c, c + chunk_n, hop_n, dtype=np.int64)
-                self._stream_chunk(acc, y, buf0, sr, starts, starts + seg_n, (c, c + chunk_n), env_n, win_n)
+                self._stream_chunk(
+                    acc, main, sr, starts, starts + seg_n, (c, c + chunk_n), env_n, win_n, wide, wide_rate
+                )
                 c += chunk_n
-                keep = max(buf0, c - seg_n)
-                y = y[keep - buf0 :]
-                buf, buf0, buf_len = [y], keep, len(y)
-        n = buf0 + buf_len
+                keep = max(main.start, c - seg_n)
+                main.drop_before(keep)
+                if wide is not None and wide_rate is not None:
+                    wide.drop_before(max(wide.start, keep * wide_rate // sr - 1))
+        n = main.end
         if n == 0:
             raise ZeroLengthAudioError("the audio contains no samples")
         if n > c:
@@ -513,13 +558,13 @@ class Scanner:
                 ends = starts + seg_n
             else:
                 starts = ends = np.zeros(0, dtype=np.int64)
-            y = np.concatenate(buf) if len(buf) > 1 else buf[0]
-            self._stream_chunk(acc, y, buf0, sr, starts, ends, (c, n), env_n, win_n)
+            self._stream_chunk(acc, main, sr, starts, ends, (c, n), env_n, win_n, wide, wide_rate)
         if acc.peak < _SILENCE_PEAK:
             raise SilentAudioError("the audio is digital silence")
         if acc.speech_s == 0:
             raise SilentAudioError("no speech detected")
         cat = np.concatenate
+        wide_band, wide_proba = self._stream_wide_band(acc, why_narrow)
         return _Scored(
             starts_s=cat(acc.starts) / sr,
             ends_s=cat(acc.ends) / sr,
@@ -532,29 +577,29 @@ class Scanner:
             envelope=Envelope(env_n / sr, cat(acc.env)) if want_env else None,
             watermark_sums=acc.watermark_sums if self.watermark is not None else None,
             watermark=cat(acc.watermark) if self.watermark is not None else None,
-            wide_band=None
-            if self.companion is None
-            else WideBandUse(model=self.companion.name, note="not used on streamed (long) recordings"),
+            wide_band=wide_band,
+            wide_band_proba=wide_proba,
         )
 
     def _stream_chunk(
         self,
         acc: _StreamAccumulator,
-        y: np.ndarray,
-        buf0: int,
+        buf: _Buffer,
         sr: int,
         starts: np.ndarray,
         ends: np.ndarray,
         counted: tuple[int, int],
         env_n: int,
         win_n: int,
+        wide: _Buffer | None = None,
+        wide_rate: int | None = None,
     ) -> None:
         """VAD, envelope and scores of one chunk; totals count only ``counted`` (no double counting)."""
         c0, c1 = counted
         lo = min(c0, int(starts.min())) if len(starts) else c0
         hi = max(c1, int(ends.max())) if len(ends) else c1
-        region = y[lo - buf0 : hi - buf0]
-        own = y[c0 - buf0 : c1 - buf0]
+        region = buf.get(lo, hi)
+        own = buf.get(c0, c1)
         acc.peak = max(acc.peak, peak_amplitude(own))
         activity = detect_speech(region, sr)
         acc.speech_s += float(speech_seconds(activity.mask, activity.frame_s, [(c0 - lo) / sr], [(c1 - lo) / sr])[0])
@@ -573,20 +618,76 @@ class Scanner:
             )
         scores = np.full(len(starts), np.nan)
         proba = np.full(len(starts), np.nan)
+        wide_proba = np.full(len(starts), np.nan)
         if activity.speech_s > 0:  # a chunk without speech is not worth a model call (and would not count)
             s_lo, s_hi = int(starts.min()), int(ends.max())
-            s_hi = min(buf0 + len(y), align_end(s_lo, s_hi, win_n))  # whole model windows
+            s_hi = min(buf.end, align_end(s_lo, s_hi, win_n))  # whole model windows
             try:
-                yp, srp, _ = self.detector.prepare_array(y[s_lo - buf0 : s_hi - buf0], sr, trim=False)
+                yp, srp, _ = self.detector.prepare_array(buf.get(s_lo, s_hi), sr, trim=False)
                 bounds = np.round((np.stack([starts, ends], axis=1) - s_lo) * (srp / sr)).astype(np.int64)
                 scores, proba = self.detector.segment_scores(yp, srp, np.minimum(bounds, len(yp)))
             except _TOO_LITTLE:
                 pass  # too little speech in this chunk to prepare: its segments stay unscored
+            if wide is not None and wide_rate is not None:
+                wide_proba = self._stream_companion(acc, wide, wide_rate, sr, (lo, hi), starts, ends)
+                if acc.wide_gate:
+                    proba = self.companion.fusion.fuse(proba, wide_proba)  # type: ignore[union-attr]
+                    acc.wide_segments += int((np.isfinite(proba) & np.isfinite(wide_proba)).sum())
         acc.starts.append(starts)
         acc.ends.append(ends)
         acc.scores.append(np.asarray(scores, dtype=np.float64))
         acc.proba.append(np.asarray(proba, dtype=np.float64))
+        acc.wide.append(wide_proba)
         acc.fractions.append(speech_fraction(activity.mask, activity.frame_s, (starts - lo) / sr, (ends - lo) / sr))
+
+    def _stream_companion(
+        self,
+        acc: _StreamAccumulator,
+        wide: _Buffer,
+        wide_rate: int,
+        sr: int,
+        region: tuple[int, int],
+        starts: np.ndarray,
+        ends: np.ndarray,
+    ) -> np.ndarray:
+        """The companion's P(fake) for one chunk's segments (NaN when the gate is shut).
+
+        The gate is decided once, on the first chunk with speech (``region``, in samples at
+        ``sr``), and holds for the rest of the recording: one verdict needs one calibration.
+        """
+        assert self.companion is not None
+        to_wide = wide_rate / sr
+        if acc.wide_gate is None:
+            level = top_band_db(wide.get(int(region[0] * to_wide), int(np.ceil(region[1] * to_wide))), wide_rate)
+            acc.top_band_db, acc.wide_gate = level, self.companion.has_band(level)
+        if not acc.wide_gate:
+            return np.full(len(starts), np.nan)
+        w_lo = int(starts.min() * to_wide)
+        w_hi = min(wide.end, int(np.ceil(ends.max() * to_wide)))
+        t0 = w_lo / wide_rate  # seconds of the recording where the slice starts
+        return self.companion.segment_proba(
+            wide.get(w_lo, w_hi), wide_rate, starts / sr - t0, ends / sr - t0, trim=False
+        )
+
+    def _stream_wide_band(
+        self, acc: _StreamAccumulator, why_narrow: str | None
+    ) -> tuple[WideBandUse | None, np.ndarray | None]:
+        """What the companion did over a streamed recording, and its own P(fake) per segment when used."""
+        if self.companion is None:
+            return None, None
+        use = WideBandUse(model=self.companion.name, top_band_db=acc.top_band_db)
+        if acc.wide_gate is None:
+            return dataclasses.replace(use, note=why_narrow or "no chunk with speech to measure the band on"), None
+        if not acc.wide_gate:
+            gate = self.companion.fusion.min_top_band_db
+            note = (
+                f"8-9.8 kHz is {acc.top_band_db:.0f} dB under the total in the first chunk with speech "
+                f"(gate {gate:.0f} dB): no wide-band content"
+            )
+            return dataclasses.replace(use, note=note), None
+        if acc.wide_segments == 0:
+            return dataclasses.replace(use, note="no segment long enough for the wide-band model"), None
+        return dataclasses.replace(use, used=True, segments=acc.wide_segments), np.concatenate(acc.wide)
 
     # ------------------------------------------------------------------ verdict
 
@@ -697,6 +798,39 @@ class _StreamAccumulator:
         self.env: list[np.ndarray] = []
         self.watermark: list[np.ndarray] = []
         self.watermark_sums = np.zeros((3, 3))
+        self.wide: list[np.ndarray] = []  # the companion's own P(fake) per segment
+        self.wide_gate: bool | None = None  # decided on the first chunk with speech
+        self.top_band_db: float | None = None
+        self.wide_segments = 0
+
+
+class _Buffer:
+    """The recent samples of a stream, addressed by absolute sample index."""
+
+    def __init__(self) -> None:
+        self._parts: list[np.ndarray] = []
+        self.start = 0  # absolute index of the first buffered sample
+        self.end = 0  # one past the last
+
+    def add(self, block: np.ndarray) -> None:
+        if len(block):
+            self._parts.append(block)
+            self.end += len(block)
+
+    def _joined(self) -> np.ndarray:
+        if len(self._parts) != 1:
+            self._parts = [np.concatenate(self._parts) if self._parts else np.zeros(0, dtype=np.float32)]
+        return self._parts[0]
+
+    def get(self, lo: int, hi: int) -> np.ndarray:
+        """Samples ``[lo, hi)`` (clipped to what is buffered)."""
+        return self._joined()[max(0, lo - self.start) : max(0, hi - self.start)]
+
+    def drop_before(self, keep: int) -> None:
+        """Forget the samples before ``keep``."""
+        keep = min(max(keep, self.start), self.end)
+        self._parts = [self._joined()[keep - self.start :]]
+        self.start = keep
 
 
 def load_detector(name_or_path: str | os.PathLike[str] | None = None, **scanner_options: Any) -> Scanner:

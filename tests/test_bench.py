@@ -12,6 +12,7 @@ import typer
 from typer.testing import CliRunner
 
 from voxguard.bench import (
+    MP3_COMPANION_STAGE,
     SCAN_STAGE,
     SEED_STAGE,
     WIDE_COMPANION_STAGE,
@@ -52,7 +53,7 @@ EXPECTED = {
     "features: all views",
     *(("pooling (segment mean/std)", "ONNX inference") if _default_is_pooled() else ("model (crops/members + ONNX)",)),
     SCAN_STAGE,
-    *((WIDE_MAIN_STAGE, WIDE_COMPANION_STAGE) if companion_for(DEFAULT_MODEL) is not None else ()),
+    *((WIDE_MAIN_STAGE, WIDE_COMPANION_STAGE, MP3_COMPANION_STAGE) if companion_for(DEFAULT_MODEL) is not None else ()),
     "seed-svm via voxguard (deepvoice + ONNX)",
     "seed-svm scan (load_detector('seed-svm').scan)",
     SEED_STAGE,

@@ -179,13 +179,19 @@ def test_service_stores_the_vectors_the_model_scored(improving_feedback: str, go
 # ----------------------------------------------------------------------------- accept
 
 
-def test_retrain_accepts_a_better_model(work: Path, good_base, improving_feedback: str) -> None:
+def test_retrain_accepts_a_better_model(work: Path, good_base, improving_feedback: str, monkeypatch) -> None:
+    import voxguard.models.companion as companion
+
     manifest, base = good_base
+    base_name = ModelCard.load(card_path(base)).name
+    # As if the base model shipped with a wide-band companion: the retrained one cannot use it.
+    monkeypatch.setattr(companion, "companion_for", lambda name: Path("zoo/wb.onnx") if name == base_name else None)
     out = work / "new" / "retrained.onnx"
     args = ["--feedback-db", improving_feedback, "--base-model", str(base), "--out", str(out)]
     r = run_cli(*args, "--corpus", str(manifest), "--no-augment", "--workers", "1")
     assert r.exit_code == 0, r.output
     assert "old EER" in r.output and "new EER" in r.output and "accepted" in r.output
+    assert "wide-band companion (wb) was fitted with" in r.output and "16 kHz only" in r.output
     assert out.is_file() and card_path(out).is_file()
     card = ModelCard.load(card_path(out))
     val = card.metrics["retrain_validation"]

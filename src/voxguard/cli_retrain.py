@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -144,3 +145,20 @@ def retrain(
         print(f"refused: the new model is worse; {out} was not written (use --force to write it anyway)")
         raise typer.Exit(EXIT_REFUSED)
     print(f"{'accepted' if result.accepted else 'forced'}: wrote {out}")
+    _companion_note(out, log)
+
+
+def _companion_note(out: Path, log: Callable[[str], None]) -> None:
+    """Say so when the base model had a wide-band companion: its mix was fitted with the base
+    model's scores, so the scanner does not pair it with the retrained model."""
+    from voxguard.models.companion import companion_for
+    from voxguard.models.onnx_model import ModelCard, card_path
+
+    base = str(ModelCard.load(card_path(out)).training.get("base_model", ""))
+    companion = companion_for(base) if base else None
+    if companion is not None:
+        log(
+            f"note: {base}'s wide-band companion ({companion.stem}) was fitted with {base}'s scores; "
+            f"{out.name} scans at 16 kHz only until a companion is fitted with it "
+            "(scripts/train_companion.py --main, docs/detectors.md)"
+        )

@@ -334,6 +334,7 @@ def test_scan_never_imports_torch_sklearn_librosa(tmp_path):
 
         codes = [run(["scan", {str(clip)!r}, "--format", "json", "--output", {str(out)!r}])]
         codes.append(run(["scan", {str(clip)!r}, "--plot", {str(plots)!r}]))  # matplotlib blocked: usage
+        codes.append(run(["scan", {str(clip)!r}, "--report", {str(plots)!r}]))  # the same for the report
         BLOCKED.discard("matplotlib")
         codes.append(run(["scan", {str(clip)!r}, "--plot", {str(plots)!r}, "--format", "csv"]))
         loaded = sorted(m for m in ("torch", "sklearn", "librosa") if m in sys.modules)
@@ -342,7 +343,7 @@ def test_scan_never_imports_torch_sklearn_librosa(tmp_path):
     proc = _run(code)
     assert proc.returncode == 0, proc.stderr
     report = json.loads(next(x for x in proc.stdout.splitlines() if x.startswith("RESULT "))[7:])
-    assert report == {"codes": [0, 1, 0], "loaded": []}, proc.stderr
+    assert report == {"codes": [0, 1, 1, 0], "loaded": []}, proc.stderr
     doc = json.loads(out.read_text())
     assert doc["results"][0]["verdict"] in ("REAL", "FAKE", "UNCERTAIN")  # the shipped model: runs, no claim
     assert 'pip install "voxguard[plot]"' in proc.stderr

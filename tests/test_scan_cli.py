@@ -71,8 +71,12 @@ def test_json_output(folder):
         "speech_fraction",
         "eligible",
         "watermark",
+        "wide_band",
     }
     assert row["timeline"][0]["watermark"] is None and row["watermark"] is None  # only with --watermark
+    # The companion's own P(fake) per segment, only where it was mixed in (good.flac is 22.05 kHz).
+    used = bool(row["wide_band"] and row["wide_band"]["used"])
+    assert (row["timeline"][0]["wide_band"] is not None) == used
     assert doc["summary"]["files"] == 1 and doc["summary"]["failed"] == 0
 
 
@@ -173,3 +177,37 @@ def test_cli_formats_mirror_the_library():
     from voxguard.scan.output import OutputFormat
 
     assert [f.value for f in CliFormat] == [f.value for f in OutputFormat]
+
+
+def test_html_report(folder, tmp_path):
+    pytest.importorskip("matplotlib")
+    odd = tmp_path / "in" / "<b>&clip.wav"  # a name that must be escaped in HTML
+    odd.parent.mkdir()
+    sf.write(odd, speechlike(SR, 4.0, seed=3), SR)
+    report = tmp_path / "report"
+    paths = [str(folder / "good.flac"), str(folder / "sub" / "nested.wav"), str(folder / "bad" / "text.wav"), str(odd)]
+    result = scan(*paths, "--report", str(report), "--format", "csv", "--output", str(tmp_path / "r.csv"))
+    assert result.exit_code == 2, result.output  # one file failed; the others are in the report
+    index = report / "index.html"
+    assert f"report: {index}" in result.output.replace("\n", "")
+    page = index.read_text()
+    assert page.startswith("<!DOCTYPE html>") and "voxguard scan report" in page
+    rows = list(csv.DictReader(io.StringIO((tmp_path / "r.csv").read_text())))
+    for row in rows:  # every file is in the table with its verdict; the failure with its code
+        assert row["path"].replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;") in page
+    assert "FAILED" in page and "not_audio" in page
+    assert "<b>&clip" not in page and "&lt;b&gt;&amp;clip" in page
+    # One timeline per scanned file, linked by relative path, and the spread of P(fake).
+    timelines = sorted(p.name for p in (report / "timelines").iterdir())
+    assert len(timelines) == 3
+    for name in timelines:
+        assert 'src="timelines/' + name.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;") in page
+    assert (report / "p_fake.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert 'src="p_fake.png"' in page
+    # The wide-band companion's use is shown (good.flac is 22.05 kHz: the band is there or not, said either way).
+    assert "wide band" in page
+
+
+def test_html_report_needs_the_local_engine(folder, tmp_path):
+    result = scan(str(folder / "good.flac"), "--report", str(tmp_path / "r"), "--engine", "dask-local")
+    assert result.exit_code == 1 and "--report needs --engine local" in result.output

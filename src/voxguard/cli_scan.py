@@ -132,6 +132,14 @@ def scan(
     plot: Annotated[
         Path | None, typer.Option("--plot", help="Write one PNG per file to this folder (needs matplotlib).")
     ] = None,
+    report: Annotated[
+        Path | None,
+        typer.Option(
+            "--report",
+            help="Also write an HTML report to this folder: the verdicts, every file's P(fake) and each "
+            "file's timeline (needs matplotlib).",
+        ),
+    ] = None,
     fail_on_fake: Annotated[bool, typer.Option("--fail-on-fake", help="Exit with 3 if any file is FAKE.")] = False,
     watermark: Annotated[
         bool,
@@ -191,7 +199,7 @@ def scan(
     if not paths and manifest is None:
         err.print("[red]error[/red] give at least one PATH or --manifest", highlight=False)
         raise typer.Exit(EXIT_USAGE)
-    usage = _engine_usage_error(engine, scheduler, plot, fmt, output)
+    usage = _engine_usage_error(engine, scheduler, plot, fmt, output, report)
     if usage:
         err.print(f"[red]error[/red] {escape(usage)}", highlight=False)
         raise typer.Exit(EXIT_USAGE)
@@ -205,13 +213,13 @@ def scan(
     except VoxguardError as exc:
         _report_error(f"--engine {engine.value}" if engine is not Engine.local else "--format parquet", exc)
         raise typer.Exit(EXIT_USAGE) from None
-    if plot is not None:
+    if plot is not None or report is not None:
         from voxguard.scan.plot import require_matplotlib
 
         try:
             require_matplotlib()
         except VoxguardError as exc:
-            _report_error("--plot", exc)
+            _report_error("--plot" if plot is not None else "--report", exc)
             raise typer.Exit(EXIT_USAGE) from None
     try:
         scanner = load_detector(
@@ -253,6 +261,12 @@ def scan(
         "hop_s": scanner.hop_s,
     }
     show_progress = len(items) > 1 and (progress if progress is not None else err.is_terminal)
+    html_report = None
+    if report is not None:
+        from voxguard.scan.report import ScanReport
+
+        html_report = ScanReport(report, meta)
+        plot = plot if plot is not None else html_report.timelines_dir
     summary = Summary()
     start = time.perf_counter()
     results = scan_batch(
@@ -273,10 +287,14 @@ def scan(
                 if result.error is not None:
                     _report_error(result.path, _as_error(result.error.code, result.error.message))
                 writer.write(result)
+                if html_report is not None:
+                    html_report.add(result)
                 if bar is not None:
                     bar.update(bar.task_ids[0], advance=1, hours=summary.audio_s / 3600.0)
             summary.wall_s = time.perf_counter() - start
             writer.close(summary)
+            if html_report is not None:
+                index = html_report.write(summary)
     except VoxguardError as exc:  # the output URL's fsspec backend is missing
         _report_error(output or "--output", exc)
         raise typer.Exit(EXIT_USAGE) from None
@@ -289,13 +307,20 @@ def scan(
         err.print(summary.text(), highlight=False, soft_wrap=True)
     if output is not None:
         err.print(f"results: {escape(str(output))}", highlight=False, soft_wrap=True)
+    if html_report is not None:
+        err.print(f"report: {escape(str(index))}", highlight=False, soft_wrap=True)
     if fail_on_fake and summary.verdicts[Verdict.FAKE.value]:
         raise typer.Exit(EXIT_FAKE_FOUND)
     raise typer.Exit(EXIT_FILE_FAILED if summary.failed else EXIT_OK)
 
 
 def _engine_usage_error(
-    engine: Engine, scheduler: str | None, plot: Path | None, fmt: ScanFormat, output: str | None
+    engine: Engine,
+    scheduler: str | None,
+    plot: Path | None,
+    fmt: ScanFormat,
+    output: str | None,
+    report: Path | None = None,
 ) -> str | None:
     """Why this combination of engine and output options cannot work, or ``None``."""
     import os
@@ -306,6 +331,8 @@ def _engine_usage_error(
         return "--scheduler is for --engine dask"
     if plot is not None and engine is not Engine.local:
         return "--plot needs --engine local (dask workers may not share this machine's disk)"
+    if report is not None and engine is not Engine.local:
+        return "--report needs --engine local (its timelines are drawn where the files are scanned)"
     if fmt is ScanFormat.parquet and output is None:
         return "--format parquet needs --out FILE-OR-URL (Parquet is not written to a terminal)"
     return None

@@ -659,7 +659,8 @@ def _as_section(section: ReportSection | Mapping[str, Any]) -> ReportSection:
     raise ReportError("extra_sections entries must be ReportSection or mappings with a 'title'")
 
 
-_CSS = """
+#: The style sheet of voxguard's HTML reports (also :mod:`voxguard.scan.report`).
+REPORT_CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:72rem;
 padding:0 1rem;color:#222;line-height:1.45}
 h1{margin-bottom:.2rem}h2{margin-top:2.2rem;border-bottom:1px solid #ddd;padding-bottom:.2rem}
@@ -853,7 +854,7 @@ def write_report(
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>",
+        f"<title>{html.escape(title)}</title><style>{REPORT_CSS}</style></head><body>",
         f"<h1>{html.escape(title)}</h1>",
         f'<p class="meta">{html.escape(meta)}</p>',
         "<h2>Summary</h2>",

@@ -480,7 +480,7 @@ class Scanner:
         gate = companion.fusion.min_top_band_db
         use = dataclasses.replace(use, top_band_db=got.top_band_db)
         if got.proba is None:
-            note = f"8-9.8 kHz is {got.top_band_db:.0f} dB under the total (gate {gate:.0f} dB): no wide-band content"
+            note = f"8-9.8 kHz is at {got.top_band_db:.0f} dB of the total (gate {gate:.0f} dB): no wide-band content"
             return proba, dataclasses.replace(use, note=note), None
         count = int((np.isfinite(got.proba) & np.isfinite(proba)).sum())
         if count == 0:
@@ -681,7 +681,7 @@ class Scanner:
         if not acc.wide_gate:
             gate = self.companion.fusion.min_top_band_db
             note = (
-                f"8-9.8 kHz is {acc.top_band_db:.0f} dB under the total in the first chunk with speech "
+                f"8-9.8 kHz is at {acc.top_band_db:.0f} dB of the total in the first chunk with speech "
                 f"(gate {gate:.0f} dB): no wide-band content"
             )
             return dataclasses.replace(use, note=note), None

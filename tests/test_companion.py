@@ -398,6 +398,30 @@ def test_the_default_model_mixes_its_shipped_companion_in_for_wide_band_clips():
     assert not narrow.wide_band.used and narrow.threshold == scanner.threshold
 
 
+def test_the_companions_own_probability_follows_the_fake_passage_in_time():
+    """The shipped pair on the 22.05-kHz examples spliced real, fake, real (all three in DEV: this
+    checks that the companion's segments line up with the main model's, not accuracy)."""
+    from pathlib import Path
+
+    from voxguard.audio import load
+    from voxguard.scan import load_detector
+
+    examples = Path(__file__).resolve().parent.parent / "examples"
+    scanner = load_detector()
+    if scanner.companion is None:
+        pytest.skip("the default model has no shipped wide-band companion")
+    real = load(examples / "real_melgan-page_unseen-speaker_0.flac", sr=WIDE).samples
+    fake = load(examples / "fake_melgan_reconstructed_0.flac", sr=WIDE).samples
+    result = scanner.scan(np.concatenate([real, fake, real]), sr=WIDE)
+    assert result.wide_band.used and result.verdict.value == "FAKE"
+    tl = result.timeline
+    a, b = len(real) / WIDE, (len(real) + len(fake)) / WIDE
+    inside = (tl.starts_s >= a - 0.5) & (tl.ends_s <= b + 0.5)
+    outside = (tl.ends_s <= a + 0.5) | (tl.starts_s >= b - 0.5)
+    assert inside.any() and outside.any()
+    assert tl.wide_band[inside].min() > 0.9 and tl.wide_band[outside].max() < 0.1, tl.to_list()
+
+
 def test_train_and_compare_refuse_a_corpus_without_wide_band_clips(tmp_path):
     from typer.testing import CliRunner
 

@@ -58,6 +58,15 @@ clean:
 # comes with its two-stage form (voxguard.models.fisher_stages). 15 MB, under the 20 MB a shipped
 # default may take. About 100 min on 2 cores.
 CORPUS ?= ../shared/corpus/manifest.csv
+# Training runs with one torch and BLAS thread: the Fisher-vector models' scores move with thread
+# counts (up to 6e-4 in decision values for 1 against 2 threads, enough to flip a clip of a small
+# LOFO family; docs/results.md, "A wide-band companion"), so only equal counts rerun bit for bit.
+# The companion's rerun with one thread (and one feature worker) took 1,088 s, its first run 1,081 s.
+MODEL_TARGETS := default-model model-perth model-wb model-v9 model-fisher model-v8 model-v7 model-v6 model-v5 \
+	model-v4 model-v3 model-v2 model-v1
+$(MODEL_TARGETS): export OMP_NUM_THREADS = 1
+$(MODEL_TARGETS): export OPENBLAS_NUM_THREADS = 1
+$(MODEL_TARGETS): export MKL_NUM_THREADS = 1
 # The SVM experts of routed-v6 to routed-v8 (voxguard-v7, v8 and v9), stored with float16 support vectors
 # (the Fisher-vector expert of routed-v8 has no float16 step).
 ROUTED_EXPERTS := main main-split codec babble-floor babble-split babble-low

@@ -422,6 +422,66 @@ def test_the_companions_own_probability_follows_the_fake_passage_in_time():
     assert tl.wide_band[inside].min() > 0.9 and tl.wide_band[outside].max() < 0.1, tl.to_list()
 
 
+def test_companion_eval_script_measures_the_mix_on_held_out_scores(companion_pair, tmp_path):
+    """scripts/companion_eval.py on a small corpus: wide-band clips of two datasets (one without
+    fakes), three lossy real clips, and out-of-fold score CSVs as `voxguard train --scores-out` writes them."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from signals import encode_with_av
+
+    main_path, wb_path = companion_pair
+    rows, main_rows, comp_rows = [], [], []
+    rng = np.random.default_rng(0)
+    for i in range(16):
+        fake = i % 2 == 1
+        kind = "airy" if fake else "real"
+        name = f"{kind}_{i}.wav"
+        sf.write(tmp_path / name, _wide_clip(kind, 200 + i), WIDE, subtype="PCM_16")
+        row = _row(name, "spoof" if fake else "bonafide", i, WIDE)
+        row["dataset"] = "with_fakes" if fake or i % 4 == 0 else "reals_only"
+        rows.append(row)
+        # Raw scores: the companion separates the classes better than the main model.
+        main_rows.append((name, int(fake), row["family"], rng.normal(0.6 if fake else -0.6)))
+        comp_rows.append((name, int(fake), row["family"], rng.normal(2.0 if fake else -2.0, 0.5)))
+    for i in range(3):  # lossy real clips with the band: never in the companion's data
+        name = f"opus_{i}.webm"
+        encode_with_av(tmp_path / name, _wide_clip("real", 300 + i, duration=4.0), WIDE, container="webm",
+                       codec="libopus", rate=48_000)  # fmt: skip
+        row = _row(name, "bonafide", 100 + i, 48_000, codec="ogg_opus")
+        rows.append(row)
+        main_rows.append((name, 0, "bonafide", -1.0))
+    manifest = _write_manifest(tmp_path, rows)
+
+    def write_scores(path, label, entries):
+        with open(path, "w", newline="") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(["id", "label", "family", f"{label}:grouped", f"{label}:lofo"])
+            for name, y, family, raw in entries:
+                writer.writerow([name, y, family, f"{raw:.6g}", f"{raw - 0.3 * (2 * y - 1):.6g}"])
+
+    write_scores(tmp_path / "main.csv", "tiny-main", main_rows)
+    write_scores(tmp_path / "comp.csv", "tiny-wb", comp_rows)
+    script = Path(__file__).resolve().parent.parent / "scripts" / "companion_eval.py"
+    args = [sys.executable, str(script), "--corpus", manifest, "--main", str(main_path),
+            "--main-scores", str(tmp_path / "main.csv"), "--companion", str(wb_path),
+            "--companion-scores", str(tmp_path / "comp.csv")]  # fmt: skip
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert "16 wide-band clips (8 fake); real clips from datasets that also have fakes: 4 of 8" in out
+    for protocol in ("grouped", "lofo"):
+        for reals in ("all", "matched"):
+            for model in ("tiny-main", "tiny-wb", "mix"):
+                assert f"| {protocol} | {reals} | {model} |" in out, (protocol, reals, model)
+    lines = {line.split("|")[3].strip(): line for line in out.splitlines() if line.startswith("| grouped | all |")}
+    eers = {m: float(line.split("|")[4].strip().rstrip(" %")) for m, line in lines.items()}
+    assert eers["tiny-wb"] < eers["tiny-main"]  # the scores were made so
+    assert "Lossy real clips at >= 22.05 kHz (ogg_opus): 3" in out
+    assert "| eer | " in out and "| low-fa | " in out
+
+
 def test_train_and_compare_refuse_a_corpus_without_wide_band_clips(tmp_path):
     from typer.testing import CliRunner
 

@@ -480,6 +480,9 @@ def test_companion_eval_script_measures_the_mix_on_held_out_scores(companion_pai
     assert eers["tiny-wb"] < eers["tiny-main"]  # the scores were made so
     assert "Lossy real clips at >= 22.05 kHz (ogg_opus): 3" in out
     assert "| eer | " in out and "| low-fa | " in out
+    for protocol in ("grouped", "lofo"):  # the operating points on seen and unseen families
+        assert f"| {protocol} | eer (0.420) | wide-band | mix |" in out  # the fixture mix's threshold
+        assert f"| {protocol} | low-fa (" in out
 
 
 def test_train_and_compare_refuse_a_corpus_without_wide_band_clips(tmp_path):

@@ -138,6 +138,17 @@ def main() -> None:
                 missed = 100 * np.mean(p[ok & (y == 1)] <= threshold)
                 print(f"| {protocol} | {op} ({threshold:.3f}) | {clips} | {model} | {flagged:.1f} | {missed:.1f} |")
 
+    # Where the EER point lies on families the models never saw: the cards' `unseen-eer` thresholds.
+    lofo = next(c for c in main_cols if c.endswith(":lofo"))
+    lofo_main = calibrated(main_card, np.array([float(r[lofo]) if r[lofo] not in ("", "nan") else np.nan
+                                                for r in main_rows.values()]))  # fmt: skip
+    lofo_mix = fusion.fuse(calibrated(main_card, column(main_rows, main_cols, "lofo")),
+                           calibrated(comp_card, column(comp_rows, comp_cols, "lofo")))  # fmt: skip
+    for label, y, p in (("main, all clips", all_labels, lofo_main), ("mix, wide-band clips", labels, lofo_mix)):
+        ok = np.isfinite(p)
+        point = eer(y[ok], p[ok])
+        print(f"\nEER point of the LOFO scores ({label}): threshold {point.threshold:.4f}, EER {100 * point.eer:.1f} %")
+
     print("\nLOFO per family (its fakes against every real clip), EER in %:\n")
     names = list(lofo_families)
     print("| family | " + " | ".join(names) + " |")

@@ -398,6 +398,29 @@ def test_the_default_model_mixes_its_shipped_companion_in_for_wide_band_clips():
     assert not narrow.wide_band.used and narrow.threshold == scanner.threshold
 
 
+def test_the_unseen_eer_operating_point_of_the_default_model_and_its_mix():
+    from pathlib import Path
+
+    from voxguard.scan import load_detector
+
+    examples = Path(__file__).resolve().parent.parent / "examples"
+    scanner = load_detector(operating_point="unseen-eer")
+    points = scanner.detector.thresholds()
+    if "unseen-eer" not in points:
+        pytest.skip("the default model has no unseen-eer operating point")
+    # Set on families the model never saw, it lies under the eer point set on seen ones.
+    assert scanner.threshold == points["unseen-eer"] < points["eer"]
+    narrow = scanner.scan(examples / "real_librispeech_1688-142285-0002.flac")  # 16 kHz: the main model's point
+    assert narrow.threshold == pytest.approx(points["unseen-eer"]) and narrow.operating_point == "unseen-eer"
+    if scanner.companion is not None:
+        mix = scanner.companion.fusion.thresholds
+        assert mix["unseen-eer"] < mix["eer"]
+        wide = scanner.scan(examples / "fake_melgan_reconstructed_0.flac")  # 22.05 kHz: the mix's point
+        assert wide.wide_band.used and wide.threshold == pytest.approx(mix["unseen-eer"])
+    with pytest.raises(ValueError, match="no 'unseen-eer' operating point"):
+        load_detector("seed-svm", operating_point="unseen-eer")
+
+
 def test_the_companions_own_probability_follows_the_fake_passage_in_time():
     """The shipped pair on the 22.05-kHz examples spliced real, fake, real (all three in DEV: this
     checks that the companion's segments line up with the main model's, not accuracy)."""

@@ -211,3 +211,19 @@ def test_html_report(folder, tmp_path):
 def test_html_report_needs_the_local_engine(folder, tmp_path):
     result = scan(str(folder / "good.flac"), "--report", str(tmp_path / "r"), "--engine", "dask-local")
     assert result.exit_code == 1 and "--report needs --engine local" in result.output
+
+
+def test_unseen_eer_operating_point(folder):
+    from voxguard.models.detector import Detector
+    from voxguard.models.registry import resolve_model
+
+    points = Detector.load(resolve_model()).thresholds()
+    result = scan(str(folder / "sub" / "nested.wav"), "--operating-point", "unseen-eer", "--format", "json")
+    if "unseen-eer" not in points:
+        assert result.exit_code == 1 and "unseen-eer" in result.output
+        return
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert doc["operating_point"] == "unseen-eer" and doc["threshold"] == pytest.approx(points["unseen-eer"])
+    refused = scan(str(folder / "good.flac"), "--model", "seed-svm", "--operating-point", "unseen-eer")
+    assert refused.exit_code == 1 and "no 'unseen-eer' operating point" in refused.output

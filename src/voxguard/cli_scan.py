@@ -61,6 +61,7 @@ class Engine(StrEnum):
 class OperatingPoint(StrEnum):
     eer = "eer"
     low_fa = "low-fa"
+    unseen_eer = "unseen-eer"
 
 
 def scan(
@@ -89,7 +90,13 @@ def scan(
         typer.Option(min=0.0, max=1.0, help="P(fake) threshold; overrides --operating-point.", show_default=False),
     ] = None,
     operating_point: Annotated[
-        OperatingPoint, typer.Option("--operating-point", help="Threshold from the model card.")
+        OperatingPoint,
+        typer.Option(
+            "--operating-point",
+            help="Threshold from the model card: eer (equal errors on generator families seen in training), "
+            "low-fa (at most 1 % of real clips flagged) or unseen-eer (equal errors on families the model "
+            "never saw: a lower threshold that catches more new generators and flags more real speech).",
+        ),
     ] = OperatingPoint.eer,
     margin: Annotated[
         float, typer.Option(min=0.0, max=0.5, help="UNCERTAIN band half-width around the threshold.")

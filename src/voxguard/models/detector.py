@@ -174,7 +174,8 @@ class Detector:
         return float(self.model.card.features.get("segment_s", 4.0))
 
     def thresholds(self) -> dict[str, float]:
-        """Operating points as probabilities of fake: ``eer`` and (when known) ``low-fa``."""
+        """Operating points as probabilities of fake: ``eer`` and (when the card has them) ``low-fa``
+        and ``unseen-eer``."""
         stored = self.model.card.output.get("thresholds") or {}
         return {"eer": 0.5, **{k: float(v) for k, v in stored.items()}}
 

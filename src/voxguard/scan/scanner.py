@@ -136,8 +136,12 @@ class Scanner:
         Hop between windows (default: half of ``segment_s``).
     threshold : float, optional
         P(fake) threshold in [0, 1]; overrides ``operating_point``.
-    operating_point : {"eer", "low-fa"}
-        Threshold from the model card (``Detector.thresholds()``).
+    operating_point : {"eer", "low-fa", "unseen-eer"}
+        Threshold from the model card (``Detector.thresholds()``): ``eer`` and ``low-fa`` are set
+        on grouped held-out scores (every generator family seen in training), ``unseen-eer``
+        (where a card has it) on leave-one-family-out scores, a lower threshold for generators
+        the model never saw. With the wide-band companion mixed in, the mix's own point of the
+        same name is used.
     margin : float
         Half-width of the UNCERTAIN band around the threshold (narrowed near 0 and 1).
     min_speech_s : float

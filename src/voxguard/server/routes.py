@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hmac
 import math
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import anyio.to_thread
 from fastapi import APIRouter, Depends, Query, Request, Security
@@ -109,6 +109,21 @@ def _form_float(fields: dict[str, str], name: str, query: float | None, lo: floa
     return value
 
 
+#: Named thresholds a request may ask for (the model card must have the one asked for).
+OPERATING_POINTS = ("eer", "low-fa", "unseen-eer")
+OperatingPointName = Literal["eer", "low-fa", "unseen-eer"]
+
+
+def _form_choice(fields: dict[str, str], name: str, query: str | None, choices: tuple[str, ...]) -> str | None:
+    """One of ``choices`` from the query, or from a form field of the same name (the form wins)."""
+    raw = fields.get(name)
+    if raw is None or raw.strip() == "":
+        return query
+    if raw.strip() not in choices:
+        raise BadRequestError(f"{name}: one of {', '.join(choices)}, got {raw[:40]!r}")
+    return raw.strip()
+
+
 def _form_bool(fields: dict[str, str], name: str, query: bool | None) -> bool | None:
     """A yes/no parameter from the query, or from a form field of the same name (the form wins)."""
     raw = fields.get(name)
@@ -133,6 +148,11 @@ _MULTIPART_BODY = {
                         "segment": {"type": "number", "description": "Timeline window in seconds."},
                         "hop": {"type": "number", "description": "Hop between windows in seconds."},
                         "threshold": {"type": "number", "description": "P(fake) threshold in [0, 1]."},
+                        "operating_point": {
+                            "type": "string",
+                            "enum": list(OPERATING_POINTS),
+                            "description": "A threshold of the model card (eer, low-fa, unseen-eer); threshold wins.",
+                        },
                         "watermark": {
                             "type": "boolean",
                             "description": "Also look for the Perth watermark (Chatterbox TTS); slower.",
@@ -164,6 +184,14 @@ async def scan(
     ] = None,
     hop: Annotated[float | None, Query(ge=MIN_HOP_S, le=MAX_SEGMENT_S, description="Hop (s).")] = None,
     threshold: Annotated[float | None, Query(ge=0.0, le=1.0, description="P(fake) threshold.")] = None,
+    operating_point: Annotated[
+        OperatingPointName | None,
+        Query(
+            description="A threshold of the model card: eer, low-fa, or unseen-eer (the EER point on generator "
+            "families the model never saw: catches more new generators, flags more real speech). "
+            "`threshold` wins."
+        ),
+    ] = None,
     watermark: Annotated[
         bool | None,
         Query(description="Look for Resemble AI's Perth watermark (Chatterbox TTS; default: the service's setting)."),
@@ -177,6 +205,7 @@ async def scan(
         hop_s=_form_float(upload.fields, "hop", hop, MIN_HOP_S, MAX_SEGMENT_S),
         threshold=_form_float(upload.fields, "threshold", threshold, 0.0, 1.0),
         watermark=_form_bool(upload.fields, "watermark", watermark),
+        operating_point=_form_choice(upload.fields, "operating_point", operating_point, OPERATING_POINTS),
     )
     return await service.scan(upload, options)
 

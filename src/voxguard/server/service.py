@@ -40,10 +40,11 @@ class ScanOptions:
     hop_s: float | None = None
     threshold: float | None = None
     watermark: bool | None = None  # decode the Perth watermark (None: the service's setting)
+    operating_point: str | None = None  # a named threshold of the model card (``threshold`` wins)
 
     @property
     def is_default(self) -> bool:
-        return self.segment_s is None and self.hop_s is None and self.threshold is None
+        return self.segment_s is None and self.hop_s is None and self.threshold is None and self.operating_point is None
 
 
 def _finite_list(a: np.ndarray) -> list[float | None]:
@@ -235,13 +236,14 @@ class Service:
         watermark = self.settings.watermark if options.watermark is None else options.watermark
         if options.is_default and watermark == (base.watermark is not None):
             return base
+        point = (options.operating_point or base.operating_point) if options.threshold is None else "eer"
         try:
             return Scanner(
                 base.detector,
                 segment_s=options.segment_s,
                 hop_s=options.hop_s,
                 threshold=options.threshold,
-                operating_point=base.operating_point if options.threshold is None else "eer",
+                operating_point=point,
                 margin=base.margin,
                 watermark=watermark,
                 wide_band=base.companion or False,

@@ -173,6 +173,26 @@ def test_scan_options_query_and_form(client: TestClient, speech_wav: bytes) -> N
     assert (r.json()["segment_s"], r.json()["hop_s"]) == (3.0, 1.5)
 
 
+def test_scan_operating_point(client: TestClient, scanner, speech_wav: bytes) -> None:
+    points = scanner.detector.thresholds()
+    for how in ("params", "data"):
+        for point in ("low-fa", "unseen-eer"):
+            kwargs = {how: {"operating_point": point}}
+            r = client.post("/v1/scan", files={"file": ("a.wav", speech_wav)}, **kwargs)
+            if point not in points:  # the model has no such point: a 4xx saying so, not a 500
+                assert point in assert_error(r, 422)["message"]
+                continue
+            assert r.status_code == 200, r.text
+            body = r.json()
+            assert body["operating_point"] == point and body["threshold"] == pytest.approx(points[point], abs=1e-6)
+    # An explicit threshold wins; an unknown name is refused.
+    r = upload(client, speech_wav, params={"operating_point": "low-fa", "threshold": 0.7})
+    assert r.json()["threshold"] == 0.7 and r.json()["operating_point"] == "custom"
+    bad = {"file": ("a.wav", speech_wav)}
+    assert_error(client.post("/v1/scan", files=bad, data={"operating_point": "max"}), 422)
+    assert_error(client.post("/v1/scan", files=bad, params={"operating_point": "max"}), 422)
+
+
 @pytest.mark.parametrize(
     ("params", "data"),
     [

@@ -133,6 +133,26 @@ def test_scan_verdict_chart_and_feedback(browser, server: LocalServer, tmp_path:
     assert (row.vectors is None) == (body["model"] == "voxguard-v9")  # vectors only without a frame expert
 
 
+def test_screening_checkbox_asks_for_the_unseen_eer_point(browser, server: LocalServer) -> None:
+    page = browser.new_page()
+    try:
+        page.goto(server.url + "/")
+        page.get_by_label("Screening: use the lower threshold").check()
+        with page.expect_response("**/v1/scan") as reply:
+            page.set_input_files("#file", str(FAKE_CLIP))
+        body = reply.value.json()
+        assert reply.value.status in (200, 422), body
+        if reply.value.status == 422:  # a model without that point: the page shows the reason
+            page.wait_for_function("document.getElementById('error').textContent.length > 0")
+            return
+        page.wait_for_selector("#result:not([hidden])", timeout=30_000)
+        assert body["operating_point"] == "unseen-eer"
+        assert page.inner_text("#op") == "(unseen-eer)"
+        assert page.inner_text("#thr") == f"{body['threshold']:.2f}"
+    finally:
+        page.close()
+
+
 def test_watermark_checkbox(browser, server: LocalServer) -> None:
     page = browser.new_page()
     try:

@@ -45,6 +45,9 @@ by this server only; nothing is sent elsewhere.</p>
   <p><input id="watermark" type="checkbox">
      <label for="watermark">Also look for the Perth watermark that Chatterbox TTS puts in its output
      (slower)</label></p>
+  <p><input id="unseen" type="checkbox">
+     <label for="unseen">Screening: use the lower threshold set on generators the model never saw
+     (catches more new generators, flags more real speech)</label></p>
 </form>
 
 <div id="status" role="status" aria-live="polite"></div>
@@ -54,7 +57,7 @@ by this server only; nothing is sent elsewhere.</p>
   <h2 id="result-h">Result</h2>
   <p><span id="verdict" class="verdict"></span></p>
   <p>Probability that the speech is AI-generated: <strong id="prob"></strong>
-     (threshold <span id="thr"></span>, model <span id="model"></span>)</p>
+     (threshold <span id="thr"></span> <span id="op"></span>, model <span id="model"></span>)</p>
   <p id="reason"></p>
   <p id="mark" hidden></p>
   <p id="wideband" hidden></p>
@@ -129,6 +132,7 @@ function show(r) {
   $("verdict").className = "verdict " + (r.verdict || "");
   $("prob").textContent = r.probability === null ? "n/a" : (100 * r.probability).toFixed(1) + " %";
   $("thr").textContent = fmt(r.threshold, 2);
+  $("op").textContent = r.operating_point === "eer" ? "" : `(${r.operating_point})`;
   $("model").textContent = r.model;
   $("reason").textContent = r.reason || "";
   const wm = r.watermark;
@@ -163,6 +167,7 @@ async function scan(file) {
   $("status").textContent = `Analysing ${file.name} ...`;
   const body = new FormData(); body.append("file", file, file.name);
   if ($("watermark").checked) body.append("watermark", "true");
+  if ($("unseen").checked) body.append("operating_point", "unseen-eer");
   try {
     const resp = await fetch(SCAN_URL, { method: "POST", body, headers: headers() });
     const data = await resp.json();

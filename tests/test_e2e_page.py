@@ -133,16 +133,22 @@ def test_scan_verdict_chart_and_feedback(browser, server: LocalServer, tmp_path:
     assert (row.vectors is None) == (body["model"] == "voxguard-v9")  # vectors only without a frame expert
 
 
+def _scan_with_box_checked(page, server: LocalServer, label: str, clip: Path):
+    """Open the page, tick the checkbox labelled ``label``, choose ``clip``; the API's reply."""
+    page.goto(server.url + "/")
+    page.get_by_label(label).check()
+    with page.expect_response("**/v1/scan") as reply:
+        page.set_input_files("#file", str(clip))
+    return reply.value
+
+
 def test_screening_checkbox_asks_for_the_unseen_eer_point(browser, server: LocalServer) -> None:
     page = browser.new_page()
     try:
-        page.goto(server.url + "/")
-        page.get_by_label("Screening: use the lower threshold").check()
-        with page.expect_response("**/v1/scan") as reply:
-            page.set_input_files("#file", str(FAKE_CLIP))
-        body = reply.value.json()
-        assert reply.value.status in (200, 422), body
-        if reply.value.status == 422:  # a model without that point: the page shows the reason
+        reply = _scan_with_box_checked(page, server, "Screening: use the lower threshold", FAKE_CLIP)
+        body = reply.json()
+        assert reply.status in (200, 422), body
+        if reply.status == 422:  # a model without that point: the page shows the reason
             page.wait_for_function("document.getElementById('error').textContent.length > 0")
             return
         page.wait_for_selector("#result:not([hidden])", timeout=30_000)
@@ -156,12 +162,9 @@ def test_screening_checkbox_asks_for_the_unseen_eer_point(browser, server: Local
 def test_watermark_checkbox(browser, server: LocalServer) -> None:
     page = browser.new_page()
     try:
-        page.goto(server.url + "/")
-        page.get_by_label("Also look for the Perth watermark").check()
-        with page.expect_response("**/v1/scan") as reply:
-            page.set_input_files("#file", str(MARKED_CLIP))
-        body = reply.value.json()
-        assert reply.value.status == 200, body
+        reply = _scan_with_box_checked(page, server, "Also look for the Perth watermark", MARKED_CLIP)
+        body = reply.json()
+        assert reply.status == 200, body
         page.wait_for_selector("#mark:not([hidden])", timeout=30_000)
         assert body["watermark"]["detected"] and page.inner_text("#verdict") == "FAKE"
         assert "Perth watermark found" in page.inner_text("#mark")

@@ -21,7 +21,7 @@ How a recording is scanned
    companion scores the same segments and their probabilities become the mix of both models.
 
 Recordings longer than ``stream_above_s`` (10 minutes), or whose length the container does not
-state, are *streamed*: decoded block by block (:func:`voxguard.audio.iter_blocks`) and processed in
+state, are *streamed*: decoded block by block (:func:`voxguard.audio.iter_blocks_at`) and processed in
 chunks of ``chunk_s`` plus one segment of overlap, so every segment, including those spanning a
 block edge, is scored whole, and memory does not grow with the length of the file (with a
 companion, one decode feeds a block stream at each rate; the band is measured on the first
@@ -51,11 +51,10 @@ from voxguard.audio import (
     SpeechActivity,
     detect_speech,
     from_array,
-    iter_blocks,
     iter_blocks_at,
-    load,
     load_at,
     probe,
+    resample,
     segment_bounds,
 )
 from voxguard.audio.bandwidth import holds_top_band, top_band_db
@@ -349,25 +348,21 @@ class Scanner:
     def _scan_source(self, source: AudioSource, want_env: bool) -> _Scored:
         info = probe(source)
         wide_rate, why = self._wide_rate(info.sample_rate)
+        # One decode for every rate needed: a compressed file costs about a scan to decode.
+        rates = (self._rate,) if wide_rate is None else (self._rate, wide_rate)
         if info.duration_s is None or info.duration_s > self.stream_above_s:
+            blocks = iter_blocks_at(source, rates, block_s=_DECODE_BLOCK_S)
+            pairs = ((b[0], b[1] if len(b) > 1 else None) for b in blocks)
             rate = self._rate or info.sample_rate
-            if wide_rate is None:
-                blocks = iter_blocks(source, sr=self._rate, block_s=_DECODE_BLOCK_S)
-                return self._scan_stream(((b, None) for b in blocks), rate, want_env, why_narrow=why)
-            both = iter_blocks_at(source, (self._rate, wide_rate), block_s=_DECODE_BLOCK_S)
-            return self._scan_stream(both, rate, want_env, wide_rate=wide_rate)
-        if wide_rate is None:
-            audio, wide = load(source, sr=self._rate, max_duration_s=None), None
-        else:  # one decode for both rates: a compressed file costs about a scan to decode
-            audio, wide_audio = load_at(source, (self._rate, wide_rate), max_duration_s=None)
-            wide = wide_audio.samples
-        return self._scan_whole(audio.samples, audio.sample_rate, want_env, wide, why)
+            return self._scan_stream(pairs, rate, want_env, wide_rate=wide_rate, why_narrow=why)
+        audio, *wide = load_at(source, rates, max_duration_s=None)
+        return self._scan_whole(audio.samples, audio.sample_rate, want_env, wide[0].samples if wide else None, why)
 
     def _scan_array(self, y: np.ndarray, sr: int, want_env: bool) -> _Scored:
-        audio = from_array(y, sr, target_sr=self._rate)
+        native = from_array(y, sr, target_sr=None).samples  # validated and downmixed once for both rates
         wide_rate, why = self._wide_rate(sr)
-        wide = None if wide_rate is None else from_array(y, sr, target_sr=wide_rate).samples
-        y, rate = audio.samples, audio.sample_rate
+        wide = None if wide_rate is None else resample(native, sr, wide_rate)
+        y, rate = (resample(native, sr, self._rate), self._rate) if self._rate else (native, sr)
         if len(y) == 0:
             raise ZeroLengthAudioError("the array holds no samples")
         if len(y) / rate > self.stream_above_s:
